@@ -1,0 +1,35 @@
+/* Helpers shared by the test programs. */
+#ifndef KCAPI_AIO_TESTUTIL_H
+#define KCAPI_AIO_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+#include <check.h>
+
+/* The nine ciphers, by OpenSSL's canonical names. */
+extern const char *const tu_ciphers[9];
+
+/* A library context with only kcapi-aio loaded (from the build tree, or
+ * $KCAPI_AIO_MODULE_DIR). Created once, freed at exit. */
+OSSL_LIB_CTX *tu_ours(void);
+/* A library context with only OpenSSL's default provider. */
+OSSL_LIB_CTX *tu_ref(void);
+/* Fetch a cipher; fails the test when it is missing. */
+EVP_CIPHER *tu_fetch(OSSL_LIB_CTX *lc, const char *name);
+/* Directory holding kcapi-aio.so (and the test programs). */
+const char *tu_module_dir(void);
+
+/* Reproducible randomness: seeded from $TU_SEED (printed once) or the clock. */
+uint64_t tu_seed(void);
+uint32_t tu_rand32(void);
+size_t tu_rand_below(size_t n);        /* uniform in [0, n) */
+void tu_rand_bytes(void *buf, size_t n);
+
+/* The error queue as one line (and cleared), for messages and checks. */
+const char *tu_errors(void);
+/* Print the first differing offset of two buffers to stderr; 1 if equal. */
+int tu_same(const char *what, const unsigned char *a, size_t alen,
+            const unsigned char *b, size_t blen);
+
+#endif
