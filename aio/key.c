@@ -1,0 +1,313 @@
+/*
+ * Key handles: a tfm socket keyed once, op sockets accepted lazily, all
+ * SOCK_CLOEXEC; rebuilt in a forked child and after finding an fd closed
+ * under us. The key bytes stay in the handle (a new GCM tag length or a
+ * rebuild needs a new tfm) and are cleansed on free.
+ */
+#include "key.h"
+
+#include "kaio_test.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int sock_is_ours(const struct kaio_sock *s)
+{
+    unsigned long ino;
+
+    return kaio_sys_fd_ino(s->fd, &ino) == 0 && ino == s->ino;
+}
+
+/* Forgets a socket; closes the fd only when it still is the socket we made
+ * (a daemon may have closed it and the number may now be someone else's). */
+static void sock_drop(struct kaio_sock *s)
+{
+    if (s->fd < 0)
+        return;
+    if (sock_is_ours(s))
+        kaio_sys_close(s->fd);
+    s->fd = -1;
+    kaio_fd_release();
+}
+
+/* A fresh fd number equal to one we still list means that old entry was
+ * closed under us: forget it without closing (the number is the new one's). */
+static void forget_stale(struct kaio_key *k, int fd)
+{
+    unsigned s, i;
+
+    for (s = 0; s < KAIO_TAG_SLOTS; s++) {
+        struct kaio_tfm *t = k->t[s];
+
+        if (t == NULL)
+            continue;
+        if (t->tfm.fd == fd) {
+            t->tfm.fd = -1;
+            kaio_fd_release();
+        }
+        for (i = 0; i < KAIO_MAX_BATCH; i++)
+            if (t->op[i].fd == fd) {
+                t->op[i].fd = -1;
+                kaio_fd_release();
+            }
+    }
+}
+
+static int sock_adopt(struct kaio_key *k, struct kaio_sock *s, int fd)
+{
+    int r;
+
+    forget_stale(k, fd);
+    r = kaio_sys_fd_ino(fd, &s->ino);
+    if (r < 0) {
+        kaio_sys_close(fd);
+        kaio_fd_release();
+        return r;
+    }
+    s->fd = fd;
+    return 0;
+}
+
+static int map_open_err(int r)
+{
+    return r == -ENFILE ? -EMFILE : r;
+}
+
+static int tfm_open(struct kaio_key *k, struct kaio_tfm *t, unsigned slot)
+{
+    int fd, r;
+
+    if (kaio_fd_reserve() < 0)
+        return -EMFILE;
+    fd = kaio_alg_open(k->mode);
+    if (fd < 0) {
+        kaio_fd_release();
+        return map_open_err(fd);
+    }
+    r = kaio_sys_setsockopt(fd, SOL_ALG, ALG_SET_KEY, k->key, (socklen_t)k->keylen);
+    if (r == 0 && k->mode == KAIO_GCM)
+        r = kaio_sys_setsockopt(fd, SOL_ALG, ALG_SET_AEAD_AUTHSIZE, NULL, slot);
+    if (r < 0) {
+        kaio_sys_close(fd);
+        kaio_fd_release();
+        return r;
+    }
+    return sock_adopt(k, &t->tfm, fd);
+}
+
+struct kaio_tfm *kaio_key_tfm(struct kaio_key *k, unsigned slot, int *err)
+{
+    struct kaio_tfm *t = k->t[slot];
+    unsigned i;
+    int r;
+
+    if (t == NULL) {
+        t = calloc(1, sizeof(*t));
+        if (t == NULL) {
+            *err = -ENOMEM;
+            return NULL;
+        }
+        t->tfm.fd = -1;
+        for (i = 0; i < KAIO_MAX_BATCH; i++)
+            t->op[i].fd = -1;
+        k->t[slot] = t;
+    }
+    if (t->err) {
+        *err = t->err;
+        return NULL;
+    }
+    if (t->tfm.fd >= 0)
+        return t;
+    r = tfm_open(k, t, slot);
+    if (r < 0) {
+        /* Only a refused tag length is final; fd shortage may pass. */
+        if (r == -EINVAL && k->mode == KAIO_GCM)
+            t->err = r;
+        *err = r;
+        return NULL;
+    }
+    return t;
+}
+
+/* Largest send/receive buffers the socket may have: one AEAD message must fit
+ * both, and every skcipher chunk is cut to that size. */
+static void raise_buffers(int fd)
+{
+    int v = INT_MAX;
+
+    kaio_sys_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+    kaio_sys_setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+}
+
+static void learn_maxmsg(struct kaio_key *k, int fd)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    int snd = 0, rcv = 0;
+    size_t a, b;
+
+    if (page <= 0)
+        page = 4096;
+    if (kaio_sys_getsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, &snd) < 0 ||
+        kaio_sys_getsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, &rcv) < 0 || snd <= 0 || rcv <= 0)
+        return;
+    /* The kernel counts buffer space in whole pages. */
+    a = (size_t)snd / (size_t)page * (size_t)page;
+    b = (size_t)rcv / (size_t)page * (size_t)page;
+    k->maxmsg = a < b ? a : b;
+}
+
+int kaio_key_op(struct kaio_key *k, struct kaio_tfm *t, unsigned idx)
+{
+    int fd, r;
+
+    if (t->op[idx].fd >= 0)
+        return t->op[idx].fd;
+    if (kaio_fd_reserve() < 0)
+        return -EMFILE;
+    fd = kaio_sys_accept(t->tfm.fd);
+    if (fd < 0) {
+        kaio_fd_release();
+        return map_open_err(fd);
+    }
+    r = sock_adopt(k, &t->op[idx], fd);
+    if (r < 0)
+        return r;
+    raise_buffers(fd);
+    if (k->maxmsg == 0)
+        learn_maxmsg(k, fd);
+    return fd;
+}
+
+void kaio_key_op_drop(struct kaio_tfm *t, unsigned idx)
+{
+    sock_drop(&t->op[idx]);
+}
+
+void kaio_key_drop_all(struct kaio_key *k)
+{
+    unsigned s, i;
+
+    for (s = 0; s < KAIO_TAG_SLOTS; s++) {
+        struct kaio_tfm *t = k->t[s];
+
+        if (t == NULL)
+            continue;
+        for (i = 0; i < KAIO_MAX_BATCH; i++)
+            sock_drop(&t->op[i]);
+        sock_drop(&t->tfm);
+    }
+}
+
+void kaio_key_check_fork(struct kaio_key *k)
+{
+    unsigned gen = kaio_fork_generation();
+
+    if (k->gen == gen)
+        return;
+    /* The inherited fds are the child's own copies: closing them leaves the
+     * parent's sockets alone, and the child never sends on them. */
+    kaio_key_drop_all(k);
+    k->gen = gen;
+    k->pid = getpid();
+}
+
+struct kaio_key *kaio_key_new(enum kaio_mode mode, const unsigned char *key, size_t keylen,
+                              enum kaio_reason *reason, int *err)
+{
+    const struct kaio_caps *caps;
+    struct kaio_key *k;
+    enum kaio_reason rs = KAIO_R_NONE;
+    int e = 0, r = 0;
+
+    if ((unsigned)mode >= KAIO_NMODES || key == NULL ||
+        (keylen != 16 && keylen != 24 && keylen != 32)) {
+        rs = KAIO_R_KERNEL_ERROR;
+        e = EINVAL;
+        goto fail;
+    }
+    caps = kaio_probe();
+    if (!caps->af_alg) {
+        rs = KAIO_R_NO_AF_ALG;
+        e = caps->af_alg_err;
+        goto fail;
+    }
+    if (!caps->mode[mode].available) {
+        rs = caps->mode[mode].reason;
+        e = caps->mode[mode].err;
+        goto fail;
+    }
+    /* Room for the tfm and at least one op socket, or the key is useless. */
+    if (kaio_fds_held() + 2 > kaio_fd_budget()) {
+        rs = KAIO_R_FD_BUDGET;
+        e = EMFILE;
+        goto fail;
+    }
+    k = calloc(1, sizeof(*k));
+    if (k == NULL) {
+        rs = KAIO_R_KERNEL_ERROR;
+        e = ENOMEM;
+        goto fail;
+    }
+    k->mode = mode;
+    memcpy(k->key, key, keylen);
+    k->keylen = keylen;
+    k->pid = getpid();
+    k->gen = kaio_fork_generation();
+    pthread_mutex_init(&k->lock, NULL);
+    /* Key it now, so a key the kernel refuses fails here, not per op. */
+    if (kaio_key_tfm(k, mode == KAIO_GCM ? 16 : 0, &r) == NULL) {
+        rs = r == -EMFILE ? KAIO_R_FD_BUDGET : r == -ENOENT ? KAIO_R_ALG_MISSING : KAIO_R_KERNEL_ERROR;
+        e = -r;
+        kaio_key_free(k);
+        goto fail;
+    }
+    return k;
+fail:
+    if (reason)
+        *reason = rs;
+    if (err)
+        *err = e;
+    return NULL;
+}
+
+void kaio_key_free(struct kaio_key *k)
+{
+    unsigned s;
+
+    if (k == NULL)
+        return;
+    if (k->gen != kaio_fork_generation())
+        kaio_key_check_fork(k);
+    kaio_key_drop_all(k);
+    for (s = 0; s < KAIO_TAG_SLOTS; s++)
+        free(k->t[s]);
+    explicit_bzero(k->key, sizeof(k->key));
+    pthread_mutex_destroy(&k->lock);
+    free(k);
+}
+
+void kaio_key_sockets(const struct kaio_key *k, unsigned *tfms, unsigned *ops)
+{
+    unsigned s, i, nt = 0, no = 0;
+
+    for (s = 0; s < KAIO_TAG_SLOTS; s++) {
+        const struct kaio_tfm *t = k->t[s];
+
+        if (t == NULL)
+            continue;
+        nt += t->tfm.fd >= 0;
+        for (i = 0; i < KAIO_MAX_BATCH; i++)
+            no += t->op[i].fd >= 0;
+    }
+    *tfms = nt;
+    *ops = no;
+}
+
+size_t kaio_key_max_msg(const struct kaio_key *k)
+{
+    return k->maxmsg;
+}

@@ -1,0 +1,49 @@
+/* The key handle's layout, shared by key.c (sockets) and run.c (batches). */
+#ifndef KAIO_KEY_H
+#define KAIO_KEY_H
+
+#include "internal.h"
+
+#include <pthread.h>
+#include <sys/types.h>
+
+struct kaio_sock {
+    int fd;            /* -1: not open */
+    unsigned long ino; /* the socket's inode: tells ours from a reused fd number */
+};
+
+/* One tfm socket and the op sockets accepted from it. */
+struct kaio_tfm {
+    struct kaio_sock tfm;
+    struct kaio_sock op[KAIO_MAX_BATCH];
+    int err; /* sticky -errno when the kernel refused this tfm (GCM tag length) */
+};
+
+/* GCM sets the tag length on the tfm and the kernel refuses to change it
+ * once op sockets exist (EBUSY), so each tag length gets its own tfm, made
+ * when first needed. CBC/CTR use slot 0 only. */
+#define KAIO_TAG_SLOTS 17
+
+struct kaio_key {
+    enum kaio_mode mode;
+    unsigned char key[32];
+    size_t keylen;
+    pid_t pid;           /* creating process */
+    unsigned gen;        /* fork generation the sockets belong to */
+    pthread_mutex_t lock;
+    size_t maxmsg;       /* bytes one kernel operation may carry; 0 = not learnt */
+    struct kaio_tfm *t[KAIO_TAG_SLOTS];
+};
+
+/* Sockets of a child's inherited key are dropped here and rebuilt lazily. */
+void kaio_key_check_fork(struct kaio_key *k);
+/* Drops every socket (closing only fds that are still ours). */
+void kaio_key_drop_all(struct kaio_key *k);
+/* The tfm for a slot, opened and keyed when first needed; NULL and *err. */
+struct kaio_tfm *kaio_key_tfm(struct kaio_key *k, unsigned slot, int *err);
+/* Makes sure op socket idx of t is open; returns its fd or -errno. */
+int kaio_key_op(struct kaio_key *k, struct kaio_tfm *t, unsigned idx);
+/* Closes op socket idx (its kernel state is unknown after a failure). */
+void kaio_key_op_drop(struct kaio_tfm *t, unsigned idx);
+
+#endif

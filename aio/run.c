@@ -1,0 +1,682 @@
+/*
+ * The batch runner: n independent ops -> n sendmsg on n op sockets, then one
+ * io_submit of n reads reaped with io_getevents (AIO path), or sendmsg + read
+ * per op (sync path). Records larger than one kernel operation may carry are
+ * cut into chunks whose IVs are chained here in user space, one chunk per
+ * record per round ("wave").
+ */
+#include "key.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------- the thread's AIO context ---------------- */
+
+/*
+ * One context per thread, not per key: fs.aio-max-nr bounds all contexts of
+ * the system, and a thread runs one batch at a time.
+ */
+struct aio_tls {
+    io_context_t ctx;
+    int efd;             /* completion eventfd (IOCB_FLAG_RESFD), -1 if none */
+    unsigned long efd_ino;
+    unsigned gen;        /* fork generation the context was made in */
+    int state;           /* 0 none, 1 ready, -1 failed */
+    int err;
+    unsigned retry_in;   /* batches until a failed io_setup is tried again */
+};
+
+static __thread struct aio_tls tls;
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void tls_release(struct aio_tls *a, int destroy)
+{
+    unsigned long ino;
+
+    if (a->state == 1 && destroy)
+        kaio_sys_io_destroy(a->ctx);
+    if (a->efd >= 0 && kaio_sys_fd_ino(a->efd, &ino) == 0 && ino == a->efd_ino)
+        kaio_sys_close(a->efd);
+    a->efd = -1;
+    a->ctx = 0;
+    a->state = 0;
+}
+
+static void tls_exit(void *p)
+{
+    struct aio_tls *a = p;
+
+    if (a->gen == kaio_fork_generation())
+        tls_release(a, 1);
+}
+
+static int tls_key_made;
+
+static void tls_key_init(void)
+{
+    tls_key_made = pthread_key_create(&tls_key, tls_exit) == 0;
+}
+
+/* The provider module can be unloaded: no thread may run tls_exit after. */
+__attribute__((destructor)) static void tls_key_unload(void)
+{
+    if (tls_key_made)
+        pthread_key_delete(tls_key);
+}
+
+/* The calling thread's context, or NULL (AIO unusable now: run sync). */
+static struct aio_tls *aio_ctx(void)
+{
+    unsigned gen = kaio_fork_generation();
+    int r;
+
+    if (tls.gen != gen) {
+        /* A context belongs to the mm that made it: a child needs its own. */
+        if (tls.gen != 0)
+            tls_release(&tls, 0);
+        memset(&tls, 0, sizeof(tls));
+        tls.efd = -1;
+        tls.gen = gen;
+    }
+    if (tls.state == 1)
+        return &tls;
+    if (tls.state == -1) {
+        /* ENOSYS/EPERM do not go away; EAGAIN (aio-max-nr) may. */
+        if (tls.err != EAGAIN || --tls.retry_in > 0)
+            return NULL;
+    }
+    pthread_once(&tls_once, tls_key_init);
+    tls.ctx = 0;
+    r = kaio_sys_io_setup(KAIO_MAX_BATCH, &tls.ctx);
+    if (r < 0) {
+        tls.state = -1;
+        tls.err = -r;
+        tls.retry_in = 64;
+        return NULL;
+    }
+    tls.state = 1;
+    tls.efd = kaio_sys_eventfd();
+    if (tls.efd < 0 || kaio_sys_fd_ino(tls.efd, &tls.efd_ino) < 0)
+        tls.efd = -1;
+    if (tls_key_made)
+        pthread_setspecific(tls_key, &tls);
+    return &tls;
+}
+
+/* After an unrecoverable io_getevents failure: io_destroy waits for every
+ * outstanding request, so no request outlives the buffers it points at. */
+static void aio_ctx_reset(void)
+{
+    tls_release(&tls, 1);
+}
+
+/* ---------------- jobs ---------------- */
+
+#define CBUF_SIZE (CMSG_SPACE(sizeof(uint32_t)) * 2 + CMSG_SPACE(sizeof(struct af_alg_iv) + 16))
+
+struct job {
+    struct kaio_op *op;
+    struct kaio_tfm *t;
+    unsigned slot;           /* tfm slot (GCM: tag length) */
+    int sock;                /* op socket index this wave, -1 none */
+    int fd;
+    int pending;             /* still has work */
+    int in_wave;
+    int sent;
+    int via_aio;             /* some of it ran through io_submit */
+    int as_encrypt;          /* GCM decrypt of no data: encrypt, compare tags */
+    unsigned lost;           /* times its socket turned out closed under us */
+    unsigned retries;        /* reads that came back EINTR/EAGAIN/EBUSY */
+    size_t off;              /* bytes done */
+    size_t chunk;            /* bytes this wave */
+    size_t rxlen;            /* expected read result */
+    unsigned char iv[16];    /* IV (counter block) of the next chunk */
+    unsigned char next[16];  /* CBC decrypt: IV after this chunk, saved from input */
+    unsigned char tag[16];   /* as_encrypt: the computed tag */
+    struct iovec tx[3], rx[3];
+    int ntx, nrx;
+    struct iocb cb;
+    union {
+        char buf[CBUF_SIZE];
+        struct cmsghdr align;
+    } cmsg;
+};
+
+struct batch {
+    struct kaio_key *k;
+    struct job *jobs;
+    size_t n;
+    unsigned char *aad_sink; /* the kernel copies AAD into RX: received here */
+    int lost;                /* an fd was found closed under us this wave */
+};
+
+static void ctr_add(unsigned char ctr[16], size_t blocks)
+{
+    int i;
+    uint64_t carry = blocks;
+
+    for (i = 15; i >= 0 && carry; i--) {
+        carry += ctr[i];
+        ctr[i] = (unsigned char)carry;
+        carry >>= 8;
+    }
+}
+
+static int tags_equal(const unsigned char *a, const unsigned char *b, size_t n)
+{
+    unsigned char d = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        d |= a[i] ^ b[i];
+    return d == 0;
+}
+
+static void not_run(struct job *j, enum kaio_reason r, int err)
+{
+    j->op->status = KAIO_NOT_RUN;
+    j->op->reason = r;
+    j->op->err = err;
+    j->pending = 0;
+}
+
+static void finish(struct job *j, int status)
+{
+    j->op->status = status;
+    j->pending = 0;
+    kaio_count(j->via_aio ? KAIO_C_OPS_AIO : KAIO_C_OPS_SYNC, 1);
+    if (status == 0)
+        kaio_count(KAIO_C_BYTES_KERNEL, j->op->len);
+}
+
+static int is_lost(int err)
+{
+    return err == EBADF || err == ENOTSOCK;
+}
+
+/* Bytes one kernel operation may carry for this key. */
+static size_t max_msg(const struct kaio_key *k)
+{
+    size_t lim = k->maxmsg ? k->maxmsg : 65536, cap = kaio_chunk_limit();
+
+    return cap && cap < lim ? cap : lim;
+}
+
+/* ---------------- one wave ---------------- */
+
+/* Picks an op socket of the job's tfm not used yet in this wave. */
+static int take_socket(struct batch *b, struct job *j, uint32_t used[KAIO_TAG_SLOTS])
+{
+    struct kaio_tfm *t;
+    unsigned i;
+    int err = 0, fd, any = 0;
+
+    t = kaio_key_tfm(b->k, j->slot, &err);
+    if (t == NULL) {
+        if (err == -EINVAL && b->k->mode == KAIO_GCM)
+            not_run(j, KAIO_R_TAG_LENGTH, EINVAL); /* ALG_SET_AEAD_AUTHSIZE refused */
+        else
+            not_run(j, err == -EMFILE ? KAIO_R_FD_BUDGET : KAIO_R_KERNEL_ERROR, -err);
+        return -1;
+    }
+    j->t = t;
+    /* Sockets already open first: accepting costs a syscall and an fd. */
+    for (i = 0; i < KAIO_MAX_BATCH; i++) {
+        if (t->op[i].fd >= 0)
+            any = 1;
+        if (t->op[i].fd >= 0 && !(used[j->slot] & (1u << i)))
+            goto got;
+    }
+    for (i = 0; i < KAIO_MAX_BATCH; i++)
+        if (t->op[i].fd < 0 && !(used[j->slot] & (1u << i)))
+            break;
+    if (i == KAIO_MAX_BATCH)
+        return 1; /* all busy this wave: next wave */
+    fd = kaio_key_op(b->k, t, i);
+    if (fd < 0) {
+        if (fd == -EMFILE && any)
+            return 1; /* budget spent: run on the sockets we have, in rounds */
+        if (is_lost(-fd) || fd == -EINVAL) {
+            /* accept() on a tfm fd that is no longer ours */
+            b->lost = 1;
+            j->lost++;
+            return 1;
+        }
+        not_run(j, fd == -EMFILE ? KAIO_R_FD_BUDGET : KAIO_R_KERNEL_ERROR, -fd);
+        return -1;
+    }
+got:
+    used[j->slot] |= 1u << i;
+    j->sock = (int)i;
+    j->fd = j->t->op[i].fd;
+    return 0;
+}
+
+static void add_cmsg(struct msghdr *m, struct cmsghdr **c, size_t *space, int type,
+                     const void *data, size_t len)
+{
+    *c = *c ? CMSG_NXTHDR(m, *c) : CMSG_FIRSTHDR(m);
+    (*c)->cmsg_level = SOL_ALG;
+    (*c)->cmsg_type = type;
+    (*c)->cmsg_len = CMSG_LEN(len);
+    memcpy(CMSG_DATA(*c), data, len);
+    *space += CMSG_SPACE(len);
+}
+
+/* Lays out this wave's TX/RX for a job; 0, or -1 when it cannot run. */
+static int prepare(struct batch *b, struct job *j)
+{
+    struct kaio_op *op = j->op;
+    size_t lim = max_msg(b->k);
+
+    j->ntx = j->nrx = 0;
+    if (b->k->mode != KAIO_GCM) {
+        size_t left = op->len - j->off;
+
+        lim -= lim % KAIO_BLOCK;
+        j->chunk = left < lim ? left : lim;
+        j->tx[j->ntx++] = (struct iovec){ (void *)(op->in + j->off), j->chunk };
+        j->rx[j->nrx++] = (struct iovec){ op->out + j->off, j->chunk };
+        j->rxlen = j->chunk;
+        /* In-place decryption overwrites the block the next chunk chains from. */
+        if (b->k->mode == KAIO_CBC && !op->encrypt)
+            memcpy(j->next, op->in + j->off + j->chunk - KAIO_BLOCK, KAIO_BLOCK);
+        return 0;
+    }
+    if (op->aadlen + op->len + op->taglen > lim) {
+        not_run(j, KAIO_R_TOO_LARGE, EMSGSIZE);
+        return -1;
+    }
+    if (op->aadlen) {
+        j->tx[j->ntx++] = (struct iovec){ (void *)op->aad, op->aadlen };
+        j->rx[j->nrx++] = (struct iovec){ b->aad_sink, op->aadlen };
+    }
+    if (op->len) {
+        j->tx[j->ntx++] = (struct iovec){ (void *)op->in, op->len };
+        j->rx[j->nrx++] = (struct iovec){ op->out, op->len };
+    }
+    if (op->encrypt || j->as_encrypt)
+        j->rx[j->nrx++] = (struct iovec){ j->as_encrypt ? j->tag : op->tag, op->taglen };
+    else
+        j->tx[j->ntx++] = (struct iovec){ (void *)op->tag, op->taglen };
+    j->rxlen = op->aadlen + op->len + (op->encrypt || j->as_encrypt ? op->taglen : 0);
+    j->chunk = op->len;
+    return 0;
+}
+
+static void fail(struct batch *b, struct job *j, int err)
+{
+    if (is_lost(err)) {
+        /* Closed under us (a daemon closing all fds): rebuild, then retry. */
+        b->lost = 1;
+        j->lost++;
+        return;
+    }
+    /* The socket's kernel state is unknown now: never reuse it. */
+    kaio_key_op_drop(j->t, (unsigned)j->sock);
+    not_run(j, KAIO_R_KERNEL_ERROR, err);
+}
+
+static int send_one(struct batch *b, struct job *j)
+{
+    struct kaio_op *op = j->op;
+    struct msghdr m;
+    struct cmsghdr *c = NULL;
+    union {
+        struct af_alg_iv h;
+        unsigned char raw[sizeof(struct af_alg_iv) + 16];
+    } iv;
+    uint32_t opv = op->encrypt || j->as_encrypt ? ALG_OP_ENCRYPT : ALG_OP_DECRYPT;
+    size_t ivlen = b->k->mode == KAIO_GCM ? KAIO_GCM_KERNEL_IVLEN : KAIO_BLOCK, total = 0, space = 0;
+    unsigned attempt;
+    int i;
+
+    memset(&m, 0, sizeof(m));
+    memset(&j->cmsg, 0, sizeof(j->cmsg));
+    m.msg_control = j->cmsg.buf;
+    m.msg_controllen = sizeof(j->cmsg.buf);
+    m.msg_iov = j->tx;
+    m.msg_iovlen = (size_t)j->ntx;
+    iv.h.ivlen = (uint32_t)ivlen;
+    memcpy(iv.h.iv, j->iv, ivlen);
+    add_cmsg(&m, &c, &space, ALG_SET_OP, &opv, sizeof(opv));
+    add_cmsg(&m, &c, &space, ALG_SET_IV, &iv, sizeof(iv.h) + ivlen);
+    if (b->k->mode == KAIO_GCM) {
+        uint32_t as = (uint32_t)op->aadlen;
+
+        add_cmsg(&m, &c, &space, ALG_SET_AEAD_ASSOCLEN, &as, sizeof(as));
+    }
+    m.msg_controllen = space;
+    for (i = 0; i < j->ntx; i++)
+        total += j->tx[i].iov_len;
+    /* MSG_DONTWAIT: a full send buffer must fail, not hang the caller. */
+    for (attempt = 1;; attempt++) {
+        ssize_t r = kaio_sys_sendmsg(j->fd, &m, MSG_DONTWAIT);
+
+        if (r == (ssize_t)total)
+            return 0;
+        if (r >= 0) {
+            /* Part of it is queued: this socket cannot be reused. */
+            fail(b, j, EMSGSIZE);
+            return -1;
+        }
+        if ((r == -EAGAIN || r == -EBUSY || r == -EINTR) && attempt < KAIO_RETRIES) {
+            if (r != -EINTR)
+                kaio_sys_backoff(attempt);
+            continue;
+        }
+        fail(b, j, (int)-r);
+        return -1;
+    }
+}
+
+/* A chunk came back with result res (bytes, or -errno). */
+static void complete(struct batch *b, struct job *j, long res)
+{
+    struct kaio_op *op = j->op;
+
+    if (res < 0) {
+        if (res == -EBADMSG && b->k->mode == KAIO_GCM && !op->encrypt) {
+            kaio_count(KAIO_C_KERNEL_OPS, 1);
+            kaio_count(KAIO_C_TAG_FAILURES, 1);
+            finish(j, KAIO_EBADMSG);
+            return;
+        }
+        if (res == -EINTR || res == -EAGAIN || res == -EBUSY) {
+            /* The request did not run: the data may still be queued, so the
+             * socket is dropped and the job runs again on another one. */
+            kaio_key_op_drop(j->t, (unsigned)j->sock);
+            if (++j->retries >= KAIO_RETRIES)
+                not_run(j, KAIO_R_KERNEL_ERROR, (int)-res);
+            return;
+        }
+        fail(b, j, (int)-res);
+        return;
+    }
+    if ((size_t)res != j->rxlen) {
+        fail(b, j, EIO);
+        return;
+    }
+    kaio_count(KAIO_C_KERNEL_OPS, 1);
+    if (b->k->mode == KAIO_GCM) {
+        if (j->as_encrypt && !tags_equal(j->tag, op->tag, op->taglen)) {
+            kaio_count(KAIO_C_TAG_FAILURES, 1);
+            finish(j, KAIO_EBADMSG);
+            return;
+        }
+        finish(j, 0);
+        return;
+    }
+    if (b->k->mode == KAIO_CBC && op->encrypt)
+        memcpy(j->iv, op->out + j->off + j->chunk - KAIO_BLOCK, KAIO_BLOCK);
+    else if (b->k->mode == KAIO_CBC)
+        memcpy(j->iv, j->next, KAIO_BLOCK);
+    else
+        ctr_add(j->iv, j->chunk / KAIO_BLOCK);
+    j->off += j->chunk;
+    if (j->off == op->len)
+        finish(j, 0);
+}
+
+static void recv_sync(struct batch *b, struct job *j)
+{
+    struct msghdr m;
+    unsigned attempt;
+    ssize_t r;
+
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = j->rx;
+    m.msg_iovlen = (size_t)j->nrx;
+    /* recvmsg rather than read: read() of 0 bytes never reaches the socket. */
+    for (attempt = 1;; attempt++) {
+        r = kaio_sys_recvmsg(j->fd, &m, 0);
+        if (r != -EINTR || attempt >= KAIO_RETRIES)
+            break;
+    }
+    complete(b, j, (long)r);
+}
+
+/* One io_submit of the wave's reads (resubmitting after a short one), then
+ * reap. Returns how many went through AIO; reads it could not submit are
+ * done synchronously (their data is already queued on the socket). */
+static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_t m)
+{
+    struct iocb *cbs[KAIO_MAX_BATCH];
+    struct io_event ev[KAIO_MAX_BATCH];
+    size_t i, done = 0, reaped = 0;
+    unsigned attempt = 0;
+    int fatal = 0;
+
+    for (i = 0; i < m; i++) {
+        struct job *j = w[i];
+
+        if (j->nrx == 1)
+            io_prep_pread(&j->cb, j->fd, j->rx[0].iov_base, j->rx[0].iov_len, 0);
+        else
+            io_prep_preadv(&j->cb, j->fd, j->rx, j->nrx, 0);
+        if (a->efd >= 0)
+            io_set_eventfd(&j->cb, a->efd);
+        j->cb.data = j;
+        cbs[i] = &j->cb;
+    }
+    while (done < m) {
+        int r = kaio_sys_io_submit(a->ctx, (long)(m - done), cbs + done);
+
+        if (r > 0) {
+            done += (size_t)r;
+            attempt = 0;
+            continue;
+        }
+        if ((r == 0 || r == -EAGAIN || r == -EBUSY || r == -EINTR) && ++attempt < KAIO_RETRIES) {
+            if (r != -EINTR)
+                kaio_sys_backoff(attempt);
+            continue;
+        }
+        /* EINVAL/ENOSYS/...: this context cannot take socket reads. */
+        if (r != 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
+            fatal = 1;
+        break;
+    }
+    for (i = 0; i < done; i++)
+        w[i]->via_aio = 1;
+    while (reaped < done) {
+        int r = kaio_sys_io_getevents(a->ctx, (long)(done - reaped), (long)(done - reaped), ev, NULL);
+
+        if (r == -EINTR)
+            continue;
+        if (r <= 0) {
+            /* Cannot reap: wait the requests out, their results are lost. */
+            aio_ctx_reset();
+            for (i = 0; i < done; i++)
+                if (w[i]->cb.data != NULL)
+                    fail(b, w[i], r < 0 ? -r : EIO);
+            break;
+        }
+        for (i = 0; i < (size_t)r; i++) {
+            struct job *j = ev[i].data;
+
+            j->cb.data = NULL;
+            complete(b, j, kaio_sys_aio_result((long)ev[i].res));
+        }
+        reaped += (size_t)r;
+    }
+    if (done < m) {
+        kaio_count_fallback(KAIO_R_AIO_UNAVAILABLE, m - done);
+        if (fatal) {
+            aio_ctx_reset();
+            tls.state = -1;
+            tls.err = EINVAL;
+        }
+        for (i = done; i < m; i++)
+            recv_sync(b, w[i]);
+    }
+    return done;
+}
+
+/* ---------------- the batch ---------------- */
+
+static void setup_job(struct kaio_key *k, struct job *j, struct kaio_op *op)
+{
+    memset(j, 0, sizeof(*j));
+    j->op = op;
+    j->sock = -1;
+    j->pending = 1;
+    op->status = 0;
+    op->err = 0;
+    op->reason = KAIO_R_NONE;
+    if (k->mode == KAIO_GCM) {
+        if (op->ivlen != KAIO_GCM_KERNEL_IVLEN || op->iv == NULL) {
+            not_run(j, KAIO_R_IV_LENGTH, EINVAL);
+            return;
+        }
+        if (op->taglen < 1 || op->taglen > 16 || op->tag == NULL) {
+            not_run(j, KAIO_R_TAG_LENGTH, EINVAL);
+            return;
+        }
+        if ((op->len && (op->in == NULL || op->out == NULL)) || (op->aadlen && op->aad == NULL)) {
+            not_run(j, KAIO_R_KERNEL_ERROR, EINVAL);
+            return;
+        }
+        j->slot = (unsigned)op->taglen;
+        j->as_encrypt = !op->encrypt && op->len == 0;
+        memcpy(j->iv, op->iv, KAIO_GCM_KERNEL_IVLEN);
+        return;
+    }
+    if ((op->ivlen != 0 && op->ivlen != KAIO_BLOCK) || op->iv == NULL) {
+        not_run(j, KAIO_R_IV_LENGTH, EINVAL);
+        return;
+    }
+    if ((k->mode == KAIO_CBC && op->len % KAIO_BLOCK) ||
+        (op->len && (op->in == NULL || op->out == NULL))) {
+        not_run(j, KAIO_R_KERNEL_ERROR, EINVAL);
+        return;
+    }
+    memcpy(j->iv, op->iv, KAIO_BLOCK);
+    if (op->len == 0)
+        j->pending = 0; /* nothing to do: no kernel operation for an empty record */
+}
+
+static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path)
+{
+    struct job jobs[KAIO_MAX_BATCH];
+    struct job *w[KAIO_MAX_BATCH];
+    struct batch b = { k, jobs, n, NULL, 0 };
+    unsigned char aad_stack[512];
+    struct aio_tls *a = NULL;
+    size_t i, maxaad = 0, not_done = 0;
+    int used_aio = 0, used_sync = 0, rebuilt = 0, stalled = 0;
+    size_t last_sig = (size_t)-1;
+
+    for (i = 0; i < n; i++) {
+        setup_job(k, &jobs[i], &ops[i]);
+        if (k->mode == KAIO_GCM && jobs[i].pending && ops[i].aadlen > maxaad)
+            maxaad = ops[i].aadlen;
+    }
+    b.aad_sink = aad_stack;
+    if (maxaad > sizeof(aad_stack) && (b.aad_sink = malloc(maxaad)) == NULL) {
+        for (i = 0; i < n; i++)
+            if (jobs[i].pending)
+                not_run(&jobs[i], KAIO_R_KERNEL_ERROR, ENOMEM);
+    }
+    if (path == KAIO_PATH_AIO) {
+        if (!kaio_aio_disabled() && kaio_probe()->aio)
+            a = aio_ctx();
+        if (a == NULL)
+            kaio_count_fallback(KAIO_R_AIO_UNAVAILABLE, n);
+    }
+
+    for (;;) {
+        uint32_t used[KAIO_TAG_SLOTS] = { 0 };
+        size_t m = 0, pending = 0;
+
+        b.lost = 0;
+        for (i = 0; i < n; i++) {
+            struct job *j = &jobs[i];
+
+            j->in_wave = 0;
+            if (!j->pending)
+                continue;
+            pending++;
+            if (j->lost > 1) {
+                not_run(j, KAIO_R_KERNEL_ERROR, EBADF);
+                continue;
+            }
+            if (take_socket(&b, j, used) != 0 || prepare(&b, j) != 0)
+                continue;
+            if (a == NULL) {
+                /* Sync: each op's write and read back to back. */
+                if (send_one(&b, j) == 0) {
+                    used_sync = 1;
+                    recv_sync(&b, j);
+                }
+                continue;
+            }
+            if (send_one(&b, j) == 0)
+                w[m++] = j;
+        }
+        if (pending == 0)
+            break;
+        {
+            /* Every wave must move something, or the loop would spin. */
+            size_t sig = 0;
+
+            for (i = 0; i < n; i++)
+                sig += jobs[i].off + jobs[i].pending + jobs[i].lost + jobs[i].retries;
+            if (m == 0 && !b.lost && sig == last_sig && ++stalled >= 3) {
+                for (i = 0; i < n; i++)
+                    if (jobs[i].pending)
+                        not_run(&jobs[i], KAIO_R_FD_BUDGET, EMFILE);
+                continue;
+            }
+            last_sig = sig;
+        }
+        if (m > 0) {
+            size_t via = aio_wave(&b, a, w, m);
+
+            used_aio |= via > 0;
+            used_sync |= via < m;
+            if (tls.state != 1)
+                a = NULL;
+        }
+        if (b.lost) {
+            if (rebuilt++ > 0) {
+                /* Lost twice in one call: give up on the kernel for these. */
+                for (i = 0; i < n; i++)
+                    if (jobs[i].pending && jobs[i].lost)
+                        not_run(&jobs[i], KAIO_R_KERNEL_ERROR, EBADF);
+            }
+            kaio_key_drop_all(k);
+        }
+    }
+    if (b.aad_sink != aad_stack)
+        free(b.aad_sink);
+    if (used_aio)
+        kaio_count(KAIO_C_BATCHES_AIO, 1);
+    else if (used_sync)
+        kaio_count(KAIO_C_BATCHES_SYNC, 1);
+    for (i = 0; i < n; i++)
+        not_done += ops[i].status == KAIO_NOT_RUN;
+    return not_done;
+}
+
+size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path)
+{
+    size_t done = 0, not_run = 0;
+
+    if (k == NULL || (ops == NULL && n > 0))
+        return n;
+    pthread_mutex_lock(&k->lock);
+    kaio_key_check_fork(k);
+    while (done < n) {
+        size_t m = n - done < KAIO_MAX_BATCH ? n - done : KAIO_MAX_BATCH;
+
+        not_run += run_slice(k, ops + done, m, path);
+        done += m;
+    }
+    pthread_mutex_unlock(&k->lock);
+    return not_run;
+}

@@ -1,0 +1,44 @@
+/*
+ * The engine's only door to the kernel: every AF_ALG, AIO and fd syscall the
+ * engine makes goes through these wrappers, which count it (KAIO_C_SYSCALLS)
+ * and, when a test asked for it, inject a fault (see kaio_test.h).
+ *
+ * All wrappers return the syscall's result, or -errno on failure (the libaio
+ * convention), so callers never read errno.
+ */
+#ifndef KAIO_SYS_H
+#define KAIO_SYS_H
+
+#include <libaio.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+int kaio_sys_socket(int domain, int type, int protocol);
+int kaio_sys_bind(int fd, const struct sockaddr *addr, socklen_t len);
+int kaio_sys_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+int kaio_sys_getsockopt_int(int fd, int level, int name, int *val);
+int kaio_sys_accept(int fd);
+ssize_t kaio_sys_sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t kaio_sys_recvmsg(int fd, struct msghdr *msg, int flags);
+int kaio_sys_close(int fd);
+/* fstat: the socket's inode, to tell our socket from a reused fd number. */
+int kaio_sys_fd_ino(int fd, unsigned long *ino);
+int kaio_sys_eventfd(void);
+/* Reads a whole (small) file such as /proc/crypto into buf, NUL-terminated. */
+ssize_t kaio_sys_read_file(const char *path, char *buf, size_t cap);
+
+int kaio_sys_io_setup(unsigned nr, io_context_t *ctx);
+int kaio_sys_io_destroy(io_context_t ctx);
+int kaio_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
+int kaio_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event *ev,
+                          struct timespec *timeout);
+/* The result of one reaped AIO read, passed through the "read" fault rule
+ * so that an injected read fault hits both paths alike. */
+long kaio_sys_aio_result(long res);
+
+
+
+/* Backoff before retrying after EAGAIN/EBUSY (attempt counts from 1). */
+void kaio_sys_backoff(unsigned attempt);
+#endif

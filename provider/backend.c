@@ -1,0 +1,171 @@
+/* Backend choice per key and per op; see backend.h. */
+#include <string.h>
+#include <openssl/crypto.h>
+
+#include "backend.h"
+
+struct ka_key {
+    KA_PROV *prov;
+    enum kaio_mode mode;
+    unsigned char key[32];
+    size_t keylen;
+    int kernel_tried;            /* the kernel handle is made at the first run */
+    struct kaio_key *kernel;     /* NULL: this key runs in software */
+    enum kaio_reason why_sw;     /* why it does */
+    SW_KEY *sw;                  /* made when something must run in software */
+};
+
+enum kaio_path ka_backend_choice(const KA_PROV *p, enum kaio_mode mode, enum kaio_reason *why)
+{
+    const struct kaio_caps *caps;
+
+    *why = KAIO_R_NONE;
+    if (p->backend == KA_BACKEND_SOFTWARE) {
+        *why = KAIO_R_FORCED;
+        return KAIO_PATH_SOFTWARE;
+    }
+    caps = kaio_probe();
+    if (!caps->af_alg) {
+        *why = KAIO_R_NO_AF_ALG;
+        return KAIO_PATH_SOFTWARE;
+    }
+    if (!caps->mode[mode].available) {
+        *why = caps->mode[mode].reason != KAIO_R_NONE ? caps->mode[mode].reason : KAIO_R_ALG_MISSING;
+        return KAIO_PATH_SOFTWARE;
+    }
+    if (p->backend == KA_BACKEND_SYNC)
+        return KAIO_PATH_SYNC;
+    if (!caps->aio) {
+        *why = KAIO_R_AIO_UNAVAILABLE;
+        return KAIO_PATH_SYNC;
+    }
+    return KAIO_PATH_AIO;
+}
+
+KA_KEY *ka_key_new(KA_PROV *p, enum kaio_mode mode, const unsigned char *key, size_t keylen)
+{
+    KA_KEY *k;
+
+    if (ka_keyidx(keylen) < 0) {
+        ka_raise(p, KA_R_INVALID_KEY_LENGTH, "%zu-byte key", keylen);
+        return NULL;
+    }
+    if ((k = OPENSSL_zalloc(sizeof(*k))) == NULL) {
+        ka_raise(p, KA_R_MALLOC, NULL);
+        return NULL;
+    }
+    k->prov = p;
+    k->mode = mode;
+    memcpy(k->key, key, keylen);
+    k->keylen = keylen;
+    return k;
+}
+
+KA_KEY *ka_key_dup(const KA_KEY *k)
+{
+    /* A copy gets its own kernel sockets: two contexts may run in two threads. */
+    return ka_key_new(k->prov, k->mode, k->key, k->keylen);
+}
+
+void ka_key_free(KA_KEY *k)
+{
+    if (k == NULL)
+        return;
+    kaio_key_free(k->kernel);
+    sw_key_free(k->sw);
+    OPENSSL_clear_free(k, sizeof(*k));
+}
+
+int ka_key_in_kernel(KA_KEY *k, enum kaio_reason *why)
+{
+    if (!k->kernel_tried) {
+        int err = 0;
+
+        k->kernel_tried = 1;
+        if (ka_backend_choice(k->prov, k->mode, &k->why_sw) != KAIO_PATH_SOFTWARE) {
+            k->kernel = kaio_key_new(k->mode, k->key, k->keylen, &k->why_sw, &err);
+            if (k->kernel != NULL)
+                k->why_sw = KAIO_R_NONE;
+            else if (k->why_sw == KAIO_R_NONE)
+                k->why_sw = KAIO_R_KERNEL_ERROR;
+        }
+    }
+    if (why != NULL)
+        *why = k->why_sw;
+    return k->kernel != NULL;
+}
+
+SW_GCM *ka_key_gcm_stream(KA_KEY *k, int enc, const unsigned char *iv, size_t ivlen)
+{
+    return sw_gcm_new(k->prov, k->key, k->keylen, enc, iv, ivlen);
+}
+
+static int run_software(KA_KEY *k, struct kaio_op *ops, size_t n)
+{
+    if (k->sw == NULL && (k->sw = sw_key_new(k->prov, k->mode, k->key, k->keylen)) == NULL)
+        return 0;
+    return sw_run(k->sw, ops, n);
+}
+
+int ka_run(KA_KEY *k, struct kaio_op *ops, size_t n)
+{
+    struct kaio_op *rest[KAIO_MAX_BATCH];
+    size_t i, nrest = 0, notrun;
+    enum kaio_path path;
+    enum kaio_reason why;
+
+    if (n == 0)
+        return 1;
+    if (!ka_key_in_kernel(k, &why)) {
+        kaio_count_fallback(why, n);
+        return run_software(k, ops, n);
+    }
+    for (i = 0; i < n; i++) {
+        ops[i].status = 0;
+        ops[i].reason = KAIO_R_NONE;
+    }
+    if (k->prov->kernel_min_bytes > 0) {
+        /* Below the threshold a record is cheaper on the CPU: mark it for software. */
+        for (i = 0; i < n; i++)
+            if (ops[i].len < k->prov->kernel_min_bytes) {
+                ops[i].status = KAIO_NOT_RUN;
+                ops[i].reason = KAIO_R_SMALL_RECORD;
+            }
+    }
+    if (k->prov->backend == KA_BACKEND_AIO)
+        path = KAIO_PATH_AIO;
+    else if (k->prov->backend == KA_BACKEND_SYNC || n < k->prov->aio_min_batch)
+        path = KAIO_PATH_SYNC;
+    else
+        path = KAIO_PATH_AIO;
+
+    notrun = 0;
+    {
+        /* Hand the kernel the ops it may take, in one call. */
+        struct kaio_op kops[KAIO_MAX_BATCH];
+        size_t map[KAIO_MAX_BATCH], nk = 0;
+
+        for (i = 0; i < n; i++)
+            if (ops[i].status != KAIO_NOT_RUN) {
+                kops[nk] = ops[i];
+                map[nk++] = i;
+            }
+        if (nk > 0)
+            kaio_key_run(k->kernel, kops, nk, path);
+        for (i = 0; i < nk; i++) {
+            ops[map[i]].status = kops[i].status;
+            ops[map[i]].err = kops[i].err;
+            ops[map[i]].reason = kops[i].reason;
+        }
+    }
+    for (i = 0; i < n; i++)
+        if (ops[i].status == KAIO_NOT_RUN) {
+            kaio_count_fallback(ops[i].reason != KAIO_R_NONE ? ops[i].reason : KAIO_R_KERNEL_ERROR, 1);
+            rest[nrest++] = &ops[i];
+            notrun++;
+        }
+    for (i = 0; i < nrest; i++)
+        if (!run_software(k, rest[i], 1))
+            return 0;
+    return 1;
+}

@@ -1,0 +1,88 @@
+/*
+ * Generic cipher glue shared by the nine algorithms: the context header every
+ * mode embeds, the argument checks, the parameter tables and the macro that
+ * makes each algorithm's dispatch table. Mode rules live in mode_*.c.
+ */
+#ifndef KCAPI_AIO_CIPHER_H
+#define KCAPI_AIO_CIPHER_H
+
+#include <openssl/core_dispatch.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+
+#include "backend.h"
+#include "tls_cbc.h"
+
+/* The head of every cipher context. */
+typedef struct ka_ctx {
+    KA_PROV *prov;
+    enum kaio_mode mode;
+    size_t keylen;   /* fixed by the algorithm */
+    int enc;
+    int key_set;
+    KA_KEY *key;
+} KA_CTX;
+
+/* State shared by CBC and CTR (OpenSSL's "generic" block/stream ciphers). */
+typedef struct ka_generic_ctx {
+    KA_CTX base;
+    unsigned char iv[KAIO_BLOCK];  /* chained IV (CBC) / next counter block (CTR) */
+    unsigned char oiv[KAIO_BLOCK]; /* the IV as set */
+    int iv_set;
+    unsigned char buf[KAIO_BLOCK]; /* CBC: partial block; CTR: keystream of the partial block */
+    size_t bufsz;
+    unsigned int pad;
+    unsigned int num;
+    unsigned int tlsversion;
+    size_t tlsmacsize;
+    unsigned char tlsmac[KA_TLS_MAX_MAC];
+} KA_GENERIC_CTX;
+
+void ka_ctx_init(KA_CTX *c, KA_PROV *p, enum kaio_mode mode, size_t keylen);
+/* Copies the head; the copy gets its own key handle. */
+int ka_ctx_dup(KA_CTX *dst, const KA_CTX *src);
+void ka_ctx_cleanup(KA_CTX *c);
+/* Sets the key (checks its length against the algorithm's). */
+int ka_ctx_setkey(KA_CTX *c, const unsigned char *key, size_t keylen);
+
+/*
+ * Checks one update's buffers: a key is set, in is not NULL when inl > 0,
+ * out is not NULL when output is due, and in/out don't partially overlap.
+ */
+int ka_check_io(const KA_CTX *c, const unsigned char *out, const unsigned char *in, size_t inl);
+
+/* Cipher (algorithm) params: mode, keylen, ivlen, blocksize, aead, custom-iv, ... */
+int ka_cipher_get_params(OSSL_PARAM params[], unsigned int evp_mode, int aead,
+                         size_t keylen, size_t blocksize, size_t ivlen);
+const OSSL_PARAM *ka_cipher_gettable_params(void *provctx);
+
+/* CBC and CTR: OpenSSL's generic init, params and context lifecycle. */
+int ka_generic_init(KA_GENERIC_CTX *g, const unsigned char *key, size_t keylen,
+                    const unsigned char *iv, size_t ivlen, const OSSL_PARAM params[], int enc);
+int ka_generic_get_ctx_params(void *vctx, OSSL_PARAM params[]);
+int ka_generic_set_ctx_params(void *vctx, const OSSL_PARAM params[]);
+const OSSL_PARAM *ka_generic_gettable_ctx_params(void *cctx, void *provctx);
+const OSSL_PARAM *ka_generic_settable_ctx_params(void *cctx, void *provctx);
+void *ka_generic_newctx(void *provctx, enum kaio_mode mode, size_t keylen);
+void *ka_generic_dupctx(void *vctx);
+void ka_generic_freectx(void *vctx);
+
+/* 128-bit big-endian counter addition (CTR, as OpenSSL and the kernel count). */
+void ka_ctr_add(unsigned char ctr[KAIO_BLOCK], uint64_t blocks);
+
+/* One dispatch table per algorithm: newctx and get_params know the key size. */
+#define KA_CIPHER_DISPATCH(name, newfn, getfn, ...)                                       \
+    const OSSL_DISPATCH name[] = {                                                      \
+        { OSSL_FUNC_CIPHER_NEWCTX, (void (*)(void))newfn },                             \
+        { OSSL_FUNC_CIPHER_GET_PARAMS, (void (*)(void))getfn },                         \
+        { OSSL_FUNC_CIPHER_GETTABLE_PARAMS, (void (*)(void))ka_cipher_gettable_params }, \
+        __VA_ARGS__,                                                                    \
+        { 0, NULL }                                                                     \
+    }
+
+/* The algorithm dispatch tables (mode_*.c), indexed by key size in prov.c. */
+extern const OSSL_DISPATCH ka_aes128cbc_functions[], ka_aes192cbc_functions[], ka_aes256cbc_functions[];
+extern const OSSL_DISPATCH ka_aes128ctr_functions[], ka_aes192ctr_functions[], ka_aes256ctr_functions[];
+extern const OSSL_DISPATCH ka_aes128gcm_functions[], ka_aes192gcm_functions[], ka_aes256gcm_functions[];
+
+#endif

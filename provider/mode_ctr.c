@@ -1,0 +1,145 @@
+/*
+ * AES-CTR: a 128-bit big-endian counter, resumable in the middle of a block.
+ * Whole blocks and the keystream of a trailing partial block go to the
+ * backend together, as one batch of independent ops.
+ */
+#include <string.h>
+#include <openssl/evp.h>
+
+#include "cipher.h"
+
+static const unsigned char zero_block[KAIO_BLOCK];
+
+static int ctr_crypt(KA_GENERIC_CTX *g, unsigned char *out, const unsigned char *in, size_t len)
+{
+    struct kaio_op ops[2] = { { 0 }, { 0 } };
+    unsigned char ctr_tail[KAIO_BLOCK];
+    size_t n = 0, whole, tail, i;
+
+    /* Finish the block a previous update started. */
+    while (g->num != 0 && len > 0) {
+        *out++ = *in++ ^ g->buf[g->num];
+        g->num = (g->num + 1) % KAIO_BLOCK;
+        len--;
+    }
+    whole = len & ~(size_t)(KAIO_BLOCK - 1);
+    tail = len - whole;
+    if (whole > 0) {
+        ops[n].iv = g->iv;
+        ops[n].in = in;
+        ops[n].out = out;
+        ops[n].len = whole;
+        n++;
+    }
+    if (tail > 0) {
+        /* The partial block's keystream is kept for the next update. */
+        memcpy(ctr_tail, g->iv, KAIO_BLOCK);
+        ka_ctr_add(ctr_tail, whole / KAIO_BLOCK);
+        ops[n].iv = ctr_tail;
+        ops[n].in = zero_block;
+        ops[n].out = g->buf;
+        ops[n].len = KAIO_BLOCK;
+        n++;
+    }
+    for (i = 0; i < n; i++) {
+        ops[i].encrypt = 1;
+        ops[i].ivlen = KAIO_BLOCK;
+    }
+    if (n > 0 && !ka_run(g->base.key, ops, n))
+        return 0;
+    ka_ctr_add(g->iv, whole / KAIO_BLOCK + (tail > 0));
+    for (i = 0; i < tail; i++)
+        out[whole + i] = in[whole + i] ^ g->buf[i];
+    g->num = (unsigned int)tail;
+    return 1;
+}
+
+static int ctr_update(void *vctx, unsigned char *out, size_t *outl, size_t outsize,
+                      const unsigned char *in, size_t inl)
+{
+    KA_GENERIC_CTX *g = vctx;
+
+    if (!ka_check_io(&g->base, out, in, inl))
+        return 0;
+    if (inl == 0) {
+        *outl = 0;
+        return 1;
+    }
+    if (outsize < inl) {
+        ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, NULL);
+        return 0;
+    }
+    if (!ctr_crypt(g, out, in, inl))
+        return 0;
+    *outl = inl;
+    return 1;
+}
+
+static int ctr_final(void *vctx, unsigned char *out, size_t *outl, size_t outsize)
+{
+    KA_GENERIC_CTX *g = vctx;
+
+    (void)out;
+    (void)outsize;
+    if (!g->base.key_set) {
+        ka_raise(g->base.prov, KA_R_NO_KEY_SET, NULL);
+        return 0;
+    }
+    *outl = 0;
+    return 1;
+}
+
+static int ctr_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsize,
+                      const unsigned char *in, size_t inl)
+{
+    KA_GENERIC_CTX *g = vctx;
+
+    if (!ka_check_io(&g->base, out, in, inl))
+        return 0;
+    if (outsize < inl) {
+        ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, NULL);
+        return 0;
+    }
+    if (!ctr_crypt(g, out, in, inl))
+        return 0;
+    *outl = inl;
+    return 1;
+}
+
+static int ctr_einit(void *vctx, const unsigned char *key, size_t keylen, const unsigned char *iv,
+                     size_t ivlen, const OSSL_PARAM params[])
+{
+    return ka_generic_init(vctx, key, keylen, iv, ivlen, params, 1);
+}
+
+static int ctr_dinit(void *vctx, const unsigned char *key, size_t keylen, const unsigned char *iv,
+                     size_t ivlen, const OSSL_PARAM params[])
+{
+    return ka_generic_init(vctx, key, keylen, iv, ivlen, params, 0);
+}
+
+#define CTR_ALG(bits)                                                                        \
+    static void *ctr##bits##_newctx(void *provctx)                                           \
+    {                                                                                        \
+        return ka_generic_newctx(provctx, KAIO_CTR, bits / 8);                               \
+    }                                                                                        \
+    static int ctr##bits##_get_params(OSSL_PARAM params[])                                   \
+    {                                                                                        \
+        return ka_cipher_get_params(params, EVP_CIPH_CTR_MODE, 0, bits / 8, 1, KAIO_BLOCK);  \
+    }                                                                                        \
+    KA_CIPHER_DISPATCH(ka_aes##bits##ctr_functions, ctr##bits##_newctx, ctr##bits##_get_params, \
+        { OSSL_FUNC_CIPHER_FREECTX, (void (*)(void))ka_generic_freectx },                   \
+        { OSSL_FUNC_CIPHER_DUPCTX, (void (*)(void))ka_generic_dupctx },                     \
+        { OSSL_FUNC_CIPHER_ENCRYPT_INIT, (void (*)(void))ctr_einit },                       \
+        { OSSL_FUNC_CIPHER_DECRYPT_INIT, (void (*)(void))ctr_dinit },                       \
+        { OSSL_FUNC_CIPHER_UPDATE, (void (*)(void))ctr_update },                            \
+        { OSSL_FUNC_CIPHER_FINAL, (void (*)(void))ctr_final },                              \
+        { OSSL_FUNC_CIPHER_CIPHER, (void (*)(void))ctr_cipher },                            \
+        { OSSL_FUNC_CIPHER_GET_CTX_PARAMS, (void (*)(void))ka_generic_get_ctx_params },     \
+        { OSSL_FUNC_CIPHER_SET_CTX_PARAMS, (void (*)(void))ka_generic_set_ctx_params },     \
+        { OSSL_FUNC_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))ka_generic_gettable_ctx_params }, \
+        { OSSL_FUNC_CIPHER_SETTABLE_CTX_PARAMS, (void (*)(void))ka_generic_settable_ctx_params })
+
+CTR_ALG(128);
+CTR_ALG(192);
+CTR_ALG(256);

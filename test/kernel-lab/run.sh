@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Boots real Debian kernels under qemu (TCG) and runs tests against their AF_ALG.
+#
+#   run.sh [--kernel 6.1|6.12|7.2|all] [--scenario S] [--build-dir DIR] [--list FILE]
+#          [--timeout SECS] [--refresh] [--keep]                 run the test list
+#   run.sh [--kernel K] [--scenario S] [--build-dir DIR] -- PROGRAM [ARGS...]
+#                                                                run one command in the guest
+#   run.sh --fetch-only [--kernel K] [--refresh]                 only fill the kernel cache
+#
+# Scenarios: default (all AF_ALG modules), no-gcm (gcm(aes) absent), no-aio
+# (fs.aio-max-nr = 0). Without --scenario the list runs every scenario that has
+# entries; a command runs in "default". PROGRAM is looked up in DIR/modules, then
+# in DIR, then in the guest's PATH (busybox). Exit status: 0 when every guest test
+# passed or skipped, 1 when one failed, timed out or went unreported, 2 on setup errors.
+# Environment: KCAPI_AIO_CACHE (cache root), KCAPI_AIO_DEBIAN_MIRROR (override the
+# mirror read from /etc/apt), KLAB_QEMU_MEM (default 1G), KLAB_NO_STRIP=1.
+set -euo pipefail
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
+
+kernel=all scenario='' build_dir='' list=$klab_dir/guest-tests.list
+boot_timeout=1200 refresh=() fetch_only=0 keep=0
+cmd=()
+while (($#)); do
+  case $1 in
+    --kernel) kernel=$2; shift 2 ;;
+    --scenario) scenario=$2; shift 2 ;;
+    --build-dir) build_dir=$2; shift 2 ;;
+    --list) list=$2; shift 2 ;;
+    --timeout) boot_timeout=$2; shift 2 ;;
+    --refresh) refresh=(--refresh); shift ;;
+    --fetch-only) fetch_only=1; shift ;;
+    --keep) keep=1; shift ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --) shift; cmd=("$@"); break ;;
+    *) klab_die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+
+if [[ $kernel == all ]]; then kernels=("${klab_series_all[@]}"); else klab_check_series "$kernel"; kernels=("$kernel"); fi
+case ${scenario:-default} in default|no-gcm|no-aio) ;; *) klab_die "unknown scenario '$scenario'";; esac
+
+klab_need qemu-system-x86_64:qemu-system-x86 busybox:busybox-static cpio:cpio xz:xz-utils \
+  depmod:kmod timeout:coreutils
+
+if ((fetch_only)); then
+  "$klab_dir/fetch-kernels.sh" "${refresh[@]}" "${kernels[@]}"
+  exit 0
+fi
+
+[[ -n $build_dir ]] || build_dir=$(cd "$klab_dir/../.." && pwd)/build
+build_dir=$(cd "$build_dir" 2>/dev/null && pwd) || klab_die "build dir '$build_dir' does not exist (--build-dir)"
+moddir=$build_dir/modules
+[[ -d $moddir ]] || klab_die "$moddir does not exist: build the project first"
+source_dir=$(cd "$klab_dir/../.." && pwd)
+
+work_root=$build_dir/kernel-lab
+mkdir -p "$work_root"
+
+# Host paths the guest also needs (guest-files.list), e.g. test vectors.
+extras=()
+files_list=$klab_dir/guest-files.list
+if [[ -f $files_list ]]; then
+  while read -r p _; do
+    [[ -z $p || $p == \#* ]] && continue
+    p=${p//@SOURCE_DIR@/$source_dir}
+    p=${p//@BUILD_DIR@/$build_dir}
+    extras+=(--extra "$p")
+  done <"$files_list"
+fi
+
+# Per-scenario test lists for the guest: "NAME [VAR=value...] PROGRAM [ARGS...]".
+prepare_tests() {
+  local dir=$1 s
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  if ((${#cmd[@]})); then
+    local prog=${cmd[0]} found
+    if [[ $prog == /* ]]; then
+      [[ -e $prog ]] && extras+=(--extra "$prog")
+    elif [[ ! -x $moddir/$prog ]]; then
+      # Tools built outside the module dir (e.g. DIR/tools/...) ride along at their path.
+      found=$(find "$build_dir" -maxdepth 3 -path "$work_root" -prune -o -type f -perm -u+x -name "$prog" -print 2>/dev/null | head -n1)
+      if [[ -n $found ]]; then prog=$found; extras+=(--extra "$found"); fi
+    fi
+    echo "command $prog ${cmd[*]:1}" >"$dir/${scenario:-default}.list"
+    return
+  fi
+  [[ -f $list ]] || klab_die "test list $list not found"
+  for s in default no-gcm no-aio; do
+    [[ -n $scenario && $s != "$scenario" ]] && continue
+    awk -v s="$s" '!/^[[:space:]]*(#|$)/ && ($1 == s || $1 == "all") { $1 = ""; sub(/^ +/, ""); print }' \
+      "$list" >"$dir/$s.list"
+    [[ -s $dir/$s.list ]] || rm -f "$dir/$s.list"
+  done
+}
+
+results=()   # "KERNEL SCENARIO NAME STATUS SECONDS" for the summary
+boots=()     # "KERNEL SCENARIO WALL-SECONDS OUTCOME"
+failed=0
+
+boot() {
+  local series=$1 kdir=$2 img=$3 s=$4 log=$5
+  local expected n t0 t1 rc=0
+  expected=$(awk '{ print $1 }' "$work/tests/$s.list")
+  n=$(wc -l <"$work/tests/$s.list")
+  klab_log "booting $series ($(cat "$kdir/kver")), scenario $s, $n test(s), timeout ${boot_timeout}s"
+  t0=$(date +%s.%N)
+  # stdin from /dev/null: qemu must not grab the terminal; the console goes to stdout.
+  {
+    timeout -k 10 "$boot_timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m "${KLAB_QEMU_MEM:-1G}" \
+      -nographic -no-reboot -nic none \
+      -kernel "$kdir/vmlinuz" -initrd "$img" \
+      -append "console=ttyS0 quiet panic=-1 klab.scenario=$s" </dev/null 2>&1 && rc=0 || rc=$?
+    echo "$rc" >"$log.rc"
+  } | sed -E 's/\r//g; s/\x1b(\[[0-9;?]*[A-Za-z]|c)//g' | tee "$log"
+  rc=$(cat "$log.rc")
+  t1=$(date +%s.%N)
+  local wall outcome=ok
+  wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  if ((rc == 124 || rc == 137)); then
+    outcome="TIMEOUT after ${boot_timeout}s (guest killed)"
+  elif ! grep -q '^KLAB-DONE' "$log"; then
+    outcome="guest ended without KLAB-DONE (qemu exit $rc)"
+  fi
+  if grep -q '^KLAB-MODULE-FAIL' "$log"; then
+    outcome="module load failed: $(grep '^KLAB-MODULE-FAIL' "$log" | cut -d' ' -f2 | tr '\n' ' ')"
+  fi
+  [[ $outcome == ok ]] || failed=1
+  boots+=("$series $s $wall $outcome")
+  local name line status secs
+  for name in $expected; do
+    line=$(grep -m1 "^KLAB-RESULT $name " "$log" || true)
+    if [[ -z $line ]]; then
+      results+=("$series $s $name NOREPORT - (no result line: guest crashed or was killed?)")
+      failed=1
+      continue
+    fi
+    read -r _ _ status secs rest <<<"$line"
+    results+=("$series $s $name $status $secs ${rest:-}")
+    [[ $status == FAIL ]] && failed=1
+  done
+  return 0
+}
+
+for series in "${kernels[@]}"; do
+  kdir=$("$klab_dir/fetch-kernels.sh" "${refresh[@]}" "$series" | awk '{ print $2 }')
+  [[ -n $kdir && -f $kdir/.complete ]] || klab_die "kernel $series unavailable"
+  kver=$(cat "$kdir/kver")
+  gcm_state=absent
+  if grep -qE '/gcm\.ko' "$kdir/lib/modules/$kver/modules.dep"; then gcm_state=module
+  elif grep -qE '/gcm\.ko$' "$kdir/lib/modules/$kver/modules.builtin" 2>/dev/null; then gcm_state=built-in; fi
+  klab_log "kernel $series: $kver ($(tr '\n' ' ' <"$kdir/packages")); gcm is $gcm_state"
+  work=$work_root/$series
+  mkdir -p "$work"
+  prepare_tests "$work/tests"
+  scenarios=()
+  for s in default no-gcm no-aio; do [[ -f $work/tests/$s.list ]] && scenarios+=("$s"); done
+  if ((!${#scenarios[@]})); then klab_log "no entries for kernel $series"; continue; fi
+  if [[ $gcm_state == built-in ]] && [[ " ${scenarios[*]} " == *" no-gcm "* ]]; then
+    klab_log "warning: gcm is built into $kver: the no-gcm scenario cannot remove it"
+  fi
+  t0=$(date +%s)
+  "$klab_dir/mkinitramfs.sh" --kernel-dir "$kdir" --module-dir "$moddir" --tests-dir "$work/tests" \
+    --series "$series" --out "$work/initramfs.cpio" "${extras[@]}"
+  klab_log "initramfs $(du -h "$work/initramfs.cpio" | cut -f1) in $(($(date +%s) - t0))s"
+  for s in "${scenarios[@]}"; do
+    boot "$series" "$kdir" "$work/initramfs.cpio" "$s" "$work/console-$s.log"
+  done
+  ((keep)) || rm -f "$work/initramfs.cpio"
+done
+
+echo
+echo "==== kernel-lab summary ===="
+printf '%-6s %-8s %-8s %s\n' kernel scenario wall-s boot
+for b in "${boots[@]}"; do
+  read -r k s w o <<<"$b"
+  printf '%-6s %-8s %-8s %s\n' "$k" "$s" "$w" "$o"
+done
+printf '%-6s %-8s %-32s %-8s %-8s %s\n' kernel scenario test result seconds note
+for r in "${results[@]}"; do
+  read -r k s n st sec note <<<"$r"
+  printf '%-6s %-8s %-32s %-8s %-8s %s\n' "$k" "$s" "$n" "$st" "$sec" "${note:-}"
+done
+pass=0 fail=0 skip=0
+for r in "${results[@]}"; do
+  case $(awk '{ print $4 }' <<<"$r") in PASS) ((++pass)) ;; SKIP) ((++skip)) ;; *) ((++fail)) ;; esac
+done
+echo "kernel-lab: $pass passed, $skip skipped, $fail failed or unreported, ${#boots[@]} boot(s)"
+exit "$failed"
