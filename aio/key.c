@@ -231,8 +231,8 @@ struct kaio_key *kaio_key_new(enum kaio_mode mode, const unsigned char *key, siz
     }
     caps = kaio_probe();
     if (!caps->af_alg) {
-        rs = KAIO_R_NO_AF_ALG;
         e = caps->af_alg_err;
+        rs = e == EMFILE || e == ENFILE ? KAIO_R_FD_BUDGET : KAIO_R_NO_AF_ALG;
         goto fail;
     }
     if (!caps->mode[mode].available) {

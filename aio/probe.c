@@ -349,10 +349,17 @@ const struct kaio_caps *kaio_probe(void)
     if (atomic_load_explicit(&probe_gen, memory_order_acquire) != gen) {
         pthread_mutex_lock(&probe_lock);
         if (atomic_load(&probe_gen) != gen) {
+            int m, transient;
+
             probe_run(&probe_caps);
             probe_caps_noaio = probe_caps;
             probe_caps_noaio.aio = 0;
-            atomic_store_explicit(&probe_gen, gen, memory_order_release);
+            /* Out of fds is a passing state, not a kernel property: not cached. */
+            transient = probe_caps.af_alg_err == EMFILE || probe_caps.af_alg_err == ENFILE;
+            for (m = 0; m < KAIO_NMODES; m++)
+                transient |= probe_caps.mode[m].reason == KAIO_R_FD_BUDGET;
+            if (!transient)
+                atomic_store_explicit(&probe_gen, gen, memory_order_release);
         }
         pthread_mutex_unlock(&probe_lock);
     }

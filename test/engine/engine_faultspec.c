@@ -74,6 +74,8 @@ START_TEST(from_environment)
     ck_assert_int_eq(c->af_alg_err, EMFILE);
     ck_assert_uint_ge(kaio_fault_hits(), 1);
     ck_assert_ptr_null(kaio_key_new(KAIO_CBC, (const unsigned char *)"0123456789abcdef", 16, &why, &err));
+    ck_assert_int_eq(why, KAIO_R_FD_BUDGET);
+    ck_assert_int_eq(err, EMFILE);
 }
 END_TEST
 

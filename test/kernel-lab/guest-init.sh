@@ -12,7 +12,8 @@ mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
-mount -t tmpfs tmpfs /tmp
+# /tmp stays on the (writable) initramfs: a tmpfs over it would hide a build tree under /tmp.
+chmod 1777 /tmp
 ip link set lo up 2>/dev/null
 
 # The scenario decides which modules exist: no automatic loading behind its back.

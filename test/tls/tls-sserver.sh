@@ -17,6 +17,10 @@
 # sets the number of load connections (default 300).
 set -euo pipefail
 
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tls-common.sh
+. "$here/tls-common.sh"
+
 OPENSSL=${1:?openssl binary}
 MODDIR=${2:?module directory}
 SRCDIR=${3:?source directory}
@@ -52,48 +56,14 @@ cd "$work"
 if ((DEFAULT_ONLY)); then
     conf=/dev/null
     note "default provider only: kcapi-aio not loaded, counters not checked"
-elif [[ -f $SRCDIR/kcapi-aio.cnf ]]; then
-    conf=$work/kcapi-aio.cnf
-    # An absolute module path (if the file has one) must point at this build.
-    sed -E "s|^([[:space:]]*module[[:space:]]*=).*kcapi-aio\.so.*$|\1 $MODDIR/kcapi-aio.so|" \
-        "$SRCDIR/kcapi-aio.cnf" >"$conf"
-    export OPENSSL_MODULES=$MODDIR
 else
-    # The repo's file is not there yet: the same settings it is meant to have.
     conf=$work/kcapi-aio.cnf
-    note "no $SRCDIR/kcapi-aio.cnf: using a generated equivalent"
-    cat >"$conf" <<EOF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-alg_section = algorithm_sect
-[provider_sect]
-kcapi-aio = kcapi_aio_sect
-default = default_sect
-[kcapi_aio_sect]
-module = $MODDIR/kcapi-aio.so
-activate = 1
-[default_sect]
-activate = 1
-[algorithm_sect]
-default_properties = ?provider=kcapi-aio
-EOF
+    tls_make_conf "$conf" "$MODDIR" "$SRCDIR" || exit 1
+    tls_check_conf "$OPENSSL" "$conf" || exit 1
 fi
 
-# The config must load kcapi-aio in a plain openssl command.
-if ((!DEFAULT_ONLY)); then
-    if ! OPENSSL_CONF=$conf "$OPENSSL" list -providers >providers.txt 2>&1 ||
-        ! grep -q 'kcapi-aio' providers.txt; then
-        cat providers.txt >&2
-        echo "FAIL: $conf does not load kcapi-aio" >&2
-        exit 1
-    fi
-    sed 's/^/   /' providers.txt >&2
-fi
-
-# ---- certificate and files (not through the provider: setup only) ----
-OPENSSL_CONF=/dev/null "$OPENSSL" req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -subj /CN=localhost -days 2 -keyout key.pem -out cert.pem 2>/dev/null
+# ---- certificate and files ----
+tls_make_cert "$OPENSSL"
 head -c "$BIG" /dev/urandom >big.bin
 head -c "$SMALL" /dev/urandom >small.bin
 
@@ -107,16 +77,11 @@ start_server() {
     KCAPI_AIO_STATS=1 OPENSSL_CONF=$conf "$OPENSSL" s_server -accept 127.0.0.1:0 \
         -cert cert.pem -key key.pem -WWW -naccept "$n" "$@" </dev/null >srv.out 2>srv.err &
     server_pid=$!
-    port=""
-    for ((i = 0; i < 100; i++)); do
-        port=$(sed -nE 's/^ACCEPT 127\.0\.0\.1:([0-9]+).*/\1/p' srv.out)
-        [[ -n $port ]] && return 0
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat srv.out srv.err >&2
-    echo "FAIL: s_server did not start" >&2
-    exit 1
+    if ! port=$(tls_wait_port "$server_pid" srv.out); then
+        cat srv.out srv.err >&2
+        echo "FAIL: s_server did not start" >&2
+        exit 1
+    fi
 }
 
 # stop_server SECONDS: wait for the server to exit by itself (-naccept), so
@@ -138,22 +103,12 @@ stop_server() {
     return 1
 }
 
-# counter FILE NAME...: sum of the named counters in a KCAPI_AIO_STATS dump.
-counter() {
-    local f=$1
-    shift
-    local names
-    names=$(IFS='|'; echo "$*")
-    grep -oE "(^|[^a-z_])($names)[[:space:]]*[=:][[:space:]]*[0-9]+" "$f" 2>/dev/null |
-        grep -oE '[0-9]+$' | awk '{s += $1} END {print s + 0}'
-}
-
 # check_stats WHO FILE MIN_OPS MIN_BYTES: the provider's dump shows the work.
 check_stats() {
     local who=$1 f=$2 minops=$3 minbytes=$4 ops bytes
     ((DEFAULT_ONLY)) && return 0
-    ops=$(counter "$f" ops_aio ops_sync ops_software)
-    bytes=$(counter "$f" bytes_kernel bytes_software)
+    ops=$(tls_counter "$f" ops_aio ops_sync ops_software)
+    bytes=$(tls_counter "$f" bytes_kernel bytes_software)
     if ! grep -qE 'ops_(aio|sync|software)' "$f"; then
         fail "$who: no kcapi-aio counters in its stderr (KCAPI_AIO_STATS=1)"
         sed 's/^/   /' "$f" >&2
@@ -232,8 +187,8 @@ for s in "${suites[@]}"; do
         check_stats "$name server" srv.err "$((BIG / 16384 * clients))" "$((BIG * clients))"
         check_stats "$name s_client" big.s_client.err "$((BIG / 16384))" "$BIG"
     elif ((!DEFAULT_ONLY)); then
-        note "$name: kcapi-aio server ops=$(counter srv.err ops_aio ops_sync ops_software)" \
-            "bytes=$(counter srv.err bytes_kernel bytes_software) (stitched cipher may take the records)"
+        note "$name: kcapi-aio server ops=$(tls_counter srv.err ops_aio ops_sync ops_software)" \
+            "bytes=$(tls_counter srv.err bytes_kernel bytes_software) (stitched cipher may take the records)"
     fi
     ((ok)) && note "$name: $((BIG >> 20)) MiB x $clients clients ok"
     rm -f big.s_client big.curl

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The project's test command: builds and tests everything a change must pass.
+#   1. against the system OpenSSL 3.0: every host test, then the kernel lab
+#      (Debian kernels 6.1, 6.12 and 7.2 under qemu) on that build;
+#   2. against OpenSSL 3.5 built from Debian's source (scripts/openssl35.sh):
+#      every host test, including the pipeline API, and the kernel lab;
+#   3. the host tests once more under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Options: --quick (host tests on 3.0 only), --no-lab, --no-35, --no-asan.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+quick=0 lab=1 o35=1 asan=1
+for a in "$@"; do
+  case "$a" in
+    --quick) quick=1 ;;
+    --no-lab) lab=0 ;;
+    --no-35) o35=0 ;;
+    --no-asan) asan=0 ;;
+    *) echo "usage: $0 [--quick] [--no-lab] [--no-35] [--no-asan]" >&2; exit 2 ;;
+  esac
+done
+((quick)) && { lab=0; o35=0; asan=0; }
+
+bash "$top/scripts/install-deps.sh"
+
+# build DIR [cmake args...]: configure and build one tree.
+build() {
+  local dir=$1; shift
+  cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs" >/dev/null
+}
+# suite DIR LABEL: run one label's tests of a tree.
+suite() {
+  echo "== ctest -L $2 in ${1#"$top"/}"
+  ctest --test-dir "$1" -L "$2" --output-on-failure -j "$jobs"
+}
+
+build "$top/build"
+suite "$top/build" host
+((lab)) && suite "$top/build" kernel-lab
+
+if ((o35)); then
+  prefix=$(bash "$top/scripts/openssl35.sh" | tail -n 1)
+  build "$top/build-35" -DKCAPI_AIO_OPENSSL_PREFIX="$prefix"
+  suite "$top/build-35" host
+  ((lab)) && suite "$top/build-35" kernel-lab
+fi
+
+if ((asan)); then
+  build "$top/build-asan" -DKCAPI_AIO_SANITIZE=ON
+  ASAN_OPTIONS=detect_leaks=1 suite "$top/build-asan" host
+fi
+echo "all tests passed"

@@ -1,0 +1,165 @@
+/* A forked child never uses its parent's sockets; fds closed under the
+ * engine (daemons closing everything) are found and rebuilt, and fd numbers
+ * reused by someone else are left alone. Needs AF_ALG. */
+#include "etest.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef AF_ALG
+#define AF_ALG 38
+#endif
+
+static void fresh(struct et_batch *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->n; i++) {
+        tu_rand_bytes(b->r[i].orig, b->ops[i].len);
+        tu_rand_bytes(b->r[i].iv, 16);
+        et_reref(b, i);
+    }
+}
+
+START_TEST(child_rebuilds)
+{
+    enum kaio_mode mode = (enum kaio_mode)_i;
+    struct et_shape sh = { -1, -1, 200, 16, 16, 0 };
+    struct et_batch b;
+    struct kaio_key *k;
+    unsigned before = 0;
+    int st = 0;
+    pid_t pid;
+
+    et_need_kernel("engine_fork");
+    et_make(&b, mode, 16, 6, &sh);
+    k = et_key(&b);
+    ck_assert_uint_eq(kaio_key_run(k, b.ops, b.n, KAIO_PATH_AIO), 0);
+    et_check(&b, "parent before fork");
+    before = et_count_alg_fds();
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct kaio_counters c;
+        unsigned tfms, ops;
+
+        fresh(&b);
+        kaio_counters_reset();
+        if (kaio_key_run(k, b.ops, b.n, KAIO_PATH_AIO) != 0)
+            _exit(2);
+        et_check(&b, "child");
+        kaio_counters_get(&c);
+        kaio_key_sockets(k, &tfms, &ops);
+        /* Its own tfm and op sockets, the inherited ones closed. */
+        if (c.c[KAIO_C_OPS_AIO] != b.n || tfms != 1 || et_count_alg_fds() != tfms + ops)
+            _exit(3);
+        kaio_key_free(k);
+        _exit(et_count_alg_fds() == 0 ? 0 : 4);
+    }
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+    /* The parent's sockets are untouched by the child's closing its copies. */
+    ck_assert_uint_eq(et_count_alg_fds(), before);
+    fresh(&b);
+    ck_assert_uint_eq(kaio_key_run(k, b.ops, b.n, KAIO_PATH_AIO), 0);
+    et_check(&b, "parent after child");
+    kaio_key_free(k);
+    ck_assert_uint_eq(kaio_fds_held(), 0);
+    et_free(&b);
+}
+END_TEST
+
+static unsigned close_alg_fds(int *closed, unsigned max)
+{
+    unsigned n = 0;
+    int fd;
+
+    for (fd = 3; fd < 4096; fd++) {
+        int dom = 0;
+        socklen_t l = sizeof(dom);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) == 0 && dom == AF_ALG) {
+            close(fd);
+            if (n < max)
+                closed[n] = fd;
+            n++;
+        }
+    }
+    return n;
+}
+
+START_TEST(closed_under_us)
+{
+    enum kaio_path path = _i % 2 ? KAIO_PATH_SYNC : KAIO_PATH_AIO;
+    int reuse = _i / 2;
+    struct et_shape sh = { -1, -1, 200, 0, 0, 0 };
+    struct et_batch b;
+    struct kaio_key *k;
+    int closed[64], others[64];
+    unsigned n, i;
+
+    et_need_kernel("engine_fork");
+    et_make(&b, KAIO_CBC, 16, 4, &sh);
+    k = et_key(&b);
+    ck_assert_uint_eq(kaio_key_run(k, b.ops, b.n, path), 0);
+    n = close_alg_fds(closed, 64);
+    ck_assert_uint_ge(n, 2);
+    /* Someone else now owns those numbers (a file, not a socket). */
+    for (i = 0; reuse && i < n; i++) {
+        others[i] = open("/dev/null", O_RDONLY);
+        ck_assert_int_ge(others[i], 0);
+    }
+    fresh(&b);
+    ck_assert_uint_eq(kaio_key_run(k, b.ops, b.n, path), 0);
+    et_check(&b, reuse ? "after fds closed and reused" : "after fds closed");
+    kaio_key_free(k);
+    for (i = 0; reuse && i < n; i++) {
+        ck_assert_msg(fcntl(others[i], F_GETFD) >= 0, "fd %d of someone else was closed", others[i]);
+        close(others[i]);
+    }
+    ck_assert_uint_eq(kaio_fds_held(), 0);
+    ck_assert_uint_eq(et_count_alg_fds(), 0);
+    et_free(&b);
+}
+END_TEST
+
+START_TEST(cloexec)
+{
+    struct et_shape sh = { 1, 0, 64, 16, 16, 0 };
+    struct et_batch b;
+    struct kaio_key *k;
+    int fd, seen = 0;
+
+    et_need_kernel("engine_fork");
+    et_make(&b, KAIO_GCM, 16, 3, &sh);
+    k = et_key(&b);
+    ck_assert_uint_eq(kaio_key_run(k, b.ops, b.n, KAIO_PATH_AIO), 0);
+    for (fd = 3; fd < 4096; fd++) {
+        int dom = 0;
+        socklen_t l = sizeof(dom);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) == 0 && dom == AF_ALG) {
+            ck_assert_msg(fcntl(fd, F_GETFD) & FD_CLOEXEC, "fd %d without FD_CLOEXEC", fd);
+            seen++;
+        }
+    }
+    ck_assert_int_ge(seen, 4);
+    kaio_key_free(k);
+    et_free(&b);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("engine_fork");
+    TCase *t = tcase_create("fork");
+
+    tcase_set_timeout(t, 600);
+    tcase_add_loop_test(t, child_rebuilds, 0, 3);
+    tcase_add_loop_test(t, closed_under_us, 0, 4);
+    tcase_add_test(t, cloexec);
+    suite_add_tcase(s, t);
+    return et_main(s);
+}
