@@ -24,9 +24,12 @@
  *
  * Example: KCAPI_AIO_FAULT="io_submit=short:2,read=EBADMSG:3" makes the second
  * io_submit short and the third read fail with EBADMSG.
- * Errors are injected before the real call (nothing reaches the kernel),
- * except for "read", whose real call runs and whose result is replaced, so
- * that the op socket is left in the state a real failure leaves it in.
+ * Errors are injected instead of the real call (nothing reaches the
+ * kernel), except for "read" with an errno other than EAGAIN/EINTR/EBUSY:
+ * there the real read runs and its result is replaced, so the op socket is
+ * left as a real failure (EBADMSG, EIO) leaves it. Read faults are taken in
+ * op order on both paths (AIO decides them when it prepares each iocb), so
+ * "read=EBADMSG:3" fails the third op of a batch either way.
  * With no rules the only cost is one relaxed atomic load per syscall.
  */
 #ifndef KAIO_TEST_H

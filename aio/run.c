@@ -140,6 +140,7 @@ struct job {
     struct iovec tx[3], rx[3];
     int ntx, nrx;
     struct iocb cb;
+    int inject;              /* test fault for this AIO read, 0 none */
     union {
         char buf[CBUF_SIZE];
         struct cmsghdr align;
@@ -450,10 +451,17 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
     size_t i, done = 0, reaped = 0;
     unsigned attempt = 0;
     int fatal = 0;
+    size_t k = 0;
 
     for (i = 0; i < m; i++) {
         struct job *j = w[i];
 
+        j->inject = kaio_sys_read_fault();
+        if (j->inject && kaio_sys_read_fault_before(j->inject)) {
+            complete(b, j, -j->inject); /* as if this read never ran */
+            continue;
+        }
+        w[k++] = j;
         if (j->nrx == 1)
             io_prep_pread(&j->cb, j->fd, j->rx[0].iov_base, j->rx[0].iov_len, 0);
         else
@@ -461,8 +469,9 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
         if (a->efd >= 0)
             io_set_eventfd(&j->cb, a->efd);
         j->cb.data = j;
-        cbs[i] = &j->cb;
+        cbs[k - 1] = &j->cb;
     }
+    m = k;
     while (done < m) {
         int r = kaio_sys_io_submit(a->ctx, (long)(m - done), cbs + done);
 
@@ -500,7 +509,7 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
             struct job *j = ev[i].data;
 
             j->cb.data = NULL;
-            complete(b, j, kaio_sys_aio_result((long)ev[i].res));
+            complete(b, j, j->inject ? -j->inject : (long)ev[i].res);
         }
         reaped += (size_t)r;
     }
@@ -567,7 +576,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
     struct batch b = { k, jobs, n, NULL, 0 };
     unsigned char aad_stack[512];
     struct aio_tls *a = NULL;
-    size_t i, maxaad = 0, not_done = 0;
+    size_t i, maxaad = 0, not_done = 0, torun = 0;
     int used_aio = 0, used_sync = 0, rebuilt = 0, stalled = 0;
     size_t last_sig = (size_t)-1;
 
@@ -582,11 +591,14 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
             if (jobs[i].pending)
                 not_run(&jobs[i], KAIO_R_KERNEL_ERROR, ENOMEM);
     }
-    if (path == KAIO_PATH_AIO) {
+    for (i = 0; i < n; i++)
+        torun += jobs[i].pending;
+    /* An AIO context only when something goes to the kernel. */
+    if (path == KAIO_PATH_AIO && torun > 0) {
         if (!kaio_aio_disabled() && kaio_probe()->aio)
             a = aio_ctx();
         if (a == NULL)
-            kaio_count_fallback(KAIO_R_AIO_UNAVAILABLE, n);
+            kaio_count_fallback(KAIO_R_AIO_UNAVAILABLE, torun);
     }
 
     for (;;) {

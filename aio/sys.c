@@ -268,24 +268,27 @@ ssize_t kaio_sys_sendmsg(int fd, const struct msghdr *msg, int flags)
     return RET(r);
 }
 
+int kaio_sys_read_fault(void)
+{
+    return fault_check(KAIO_F_READ);
+}
+
+int kaio_sys_read_fault_before(int f)
+{
+    return f == EAGAIN || f == EINTR || f == EBUSY;
+}
+
 ssize_t kaio_sys_recvmsg(int fd, struct msghdr *msg, int flags)
 {
+    int f = kaio_sys_read_fault();
     ssize_t r;
-    int f;
 
+    if (f && kaio_sys_read_fault_before(f))
+        return -f;
     counted();
     r = recvmsg(fd, msg, flags);
     r = RET(r);
-    /* After the real call: the socket is left as a real failure leaves it. */
-    f = fault_check(KAIO_F_READ);
     return f ? -f : r;
-}
-
-long kaio_sys_aio_result(long res)
-{
-    int f = fault_check(KAIO_F_READ);
-
-    return f ? -f : res;
 }
 
 int kaio_sys_close(int fd)

@@ -33,9 +33,12 @@ int kaio_sys_io_destroy(io_context_t ctx);
 int kaio_sys_io_submit(io_context_t ctx, long nr, struct iocb **iocbs);
 int kaio_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event *ev,
                           struct timespec *timeout);
-/* The result of one reaped AIO read, passed through the "read" fault rule
- * so that an injected read fault hits both paths alike. */
-long kaio_sys_aio_result(long res);
+/* The "read" fault for the next read (0: none), taken in op order for both
+ * paths. EAGAIN/EINTR/EBUSY model a read that did not run (the real ones
+ * fail before the kernel touches the data), so they are injected instead of
+ * the call; others replace the result of the real call. */
+int kaio_sys_read_fault(void);
+int kaio_sys_read_fault_before(int err);
 
 
 

@@ -43,7 +43,8 @@ int ka_ctx_setkey(KA_CTX *c, const unsigned char *key, size_t keylen)
     return 1;
 }
 
-int ka_check_io(const KA_CTX *c, const unsigned char *out, const unsigned char *in, size_t inl)
+int ka_check_io(const KA_CTX *c, const unsigned char *out, const unsigned char *in, size_t inl,
+                size_t lag)
 {
     if (!c->key_set) {
         ka_raise(c->prov, KA_R_NO_KEY_SET, NULL);
@@ -55,7 +56,9 @@ int ka_check_io(const KA_CTX *c, const unsigned char *out, const unsigned char *
         ka_raise(c->prov, KA_R_NULL_BUFFER, "%s buffer is NULL", in == NULL ? "input" : "output");
         return 0;
     }
-    if (in != out && (uintptr_t)out < (uintptr_t)in + inl && (uintptr_t)in < (uintptr_t)out + inl) {
+    /* In place counts from the buffered bytes on: out may trail in by exactly lag. */
+    if (out + lag != in && (uintptr_t)out < (uintptr_t)in + inl
+        && (uintptr_t)in < (uintptr_t)out + inl + lag) {
         ka_raise(c->prov, KA_R_OVERLAP, "input and output overlap without being the same buffer");
         return 0;
     }

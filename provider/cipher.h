@@ -47,9 +47,11 @@ int ka_ctx_setkey(KA_CTX *c, const unsigned char *key, size_t keylen);
 
 /*
  * Checks one update's buffers: a key is set, in is not NULL when inl > 0,
- * out is not NULL when output is due, and in/out don't partially overlap.
+ * out is not NULL when output is due, and in/out don't partially overlap
+ * (out == in - lag is in place for a mode that buffered lag bytes).
  */
-int ka_check_io(const KA_CTX *c, const unsigned char *out, const unsigned char *in, size_t inl);
+int ka_check_io(const KA_CTX *c, const unsigned char *out, const unsigned char *in, size_t inl,
+                size_t lag);
 
 /* Cipher (algorithm) params: mode, keylen, ivlen, blocksize, aead, custom-iv, ... */
 int ka_cipher_get_params(OSSL_PARAM params[], unsigned int evp_mode, int aead,

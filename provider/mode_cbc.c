@@ -76,7 +76,7 @@ static int cbc_update(void *vctx, unsigned char *out, size_t *outl, size_t outsi
     KA_GENERIC_CTX *g = vctx;
     size_t outlint = 0, nextblocks;
 
-    if (!ka_check_io(&g->base, out, in, inl))
+    if (!ka_check_io(&g->base, out, in, inl, g->tlsversion > 0 ? 0 : g->bufsz))
         return 0;
     if (g->tlsversion > 0)
         return cbc_tls_record(g, out, outl, outsize, in, inl);
@@ -220,7 +220,7 @@ static int cbc_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsi
 {
     KA_GENERIC_CTX *g = vctx;
 
-    if (!ka_check_io(&g->base, out, in, inl))
+    if (!ka_check_io(&g->base, out, in, inl, 0))
         return 0;
     if (outsize < inl) {
         ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, NULL);

@@ -22,6 +22,8 @@ static int ctr_crypt(KA_GENERIC_CTX *g, unsigned char *out, const unsigned char 
         g->num = (g->num + 1) % KAIO_BLOCK;
         len--;
     }
+    if (len == 0)
+        return 1;
     whole = len & ~(size_t)(KAIO_BLOCK - 1);
     tail = len - whole;
     if (whole > 0) {
@@ -59,7 +61,7 @@ static int ctr_update(void *vctx, unsigned char *out, size_t *outl, size_t outsi
 {
     KA_GENERIC_CTX *g = vctx;
 
-    if (!ka_check_io(&g->base, out, in, inl))
+    if (!ka_check_io(&g->base, out, in, inl, 0))
         return 0;
     if (inl == 0) {
         *outl = 0;
@@ -94,7 +96,7 @@ static int ctr_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsi
 {
     KA_GENERIC_CTX *g = vctx;
 
-    if (!ka_check_io(&g->base, out, in, inl))
+    if (!ka_check_io(&g->base, out, in, inl, 0))
         return 0;
     if (outsize < inl) {
         ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, NULL);

@@ -184,5 +184,5 @@ int main(void)
     tcase_add_test(t, bad_ops_not_run);
     tcase_add_test(t, aio_disabled_runs_sync);
     suite_add_tcase(s, t);
-    return et_main(s);
+    return et_main(s, "engine_cipher");
 }

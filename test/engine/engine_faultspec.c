@@ -99,5 +99,5 @@ int main(void)
     tcase_add_test(t, from_environment);
     tcase_add_test(t, bad_environment_ignored);
     suite_add_tcase(s, t);
-    return et_main(s);
+    return et_main(s, NULL);
 }

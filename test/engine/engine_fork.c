@@ -161,5 +161,5 @@ int main(void)
     tcase_add_loop_test(t, closed_under_us, 0, 4);
     tcase_add_test(t, cloexec);
     suite_add_tcase(s, t);
-    return et_main(s);
+    return et_main(s, "engine_fork");
 }

@@ -68,5 +68,5 @@ int main(void)
     tcase_add_test(t, counters_add_reset);
     tcase_add_test(t, syscalls_counted);
     suite_add_tcase(s, t);
-    return et_main(s);
+    return et_main(s, NULL);
 }

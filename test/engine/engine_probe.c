@@ -141,5 +141,5 @@ int main(void)
     tcase_add_test(t, aio_hidden);
     tcase_add_test(t, redone_in_child);
     suite_add_tcase(s, t);
-    return et_main(s);
+    return et_main(s, NULL);
 }

@@ -111,5 +111,5 @@ int main(void)
     tcase_add_test(t, ctr_carries);
     tcase_add_loop_test(t, megabyte, 0, 4);
     suite_add_tcase(s, t);
-    return et_main(s);
+    return et_main(s, "engine_split");
 }

@@ -1,5 +1,7 @@
 #include "etest.h"
 
+#include <check.h>
+
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -100,7 +102,9 @@ static void make_op(struct et_batch *b, size_t i, const struct et_shape *s)
     static const int tags[] = { 16, 16, 16, 12, 13, 14, 15, 8, 4 };
     struct kaio_op *op = &b->ops[i];
     struct et_rec *r = &b->r[i];
-    size_t len = pick_len(b->mode, s), alloc = len ? len : 1;
+    size_t len = pick_len(b->mode, s);
+    /* Room for the largest length, so a test may change len afterwards. */
+    size_t alloc = (s->maxlen > len ? s->maxlen : len) + 1;
     int inplace = s->inplace < 0 ? (int)tu_rand_below(2) : s->inplace;
 
     memset(op, 0, sizeof(*op));
@@ -228,11 +232,14 @@ struct kaio_key *et_key(const struct et_batch *b)
     return k;
 }
 
-int et_main(Suite *s)
+int et_main(Suite *s, const char *kernel_test)
 {
-    SRunner *sr = srunner_create(s);
+    SRunner *sr;
     int failed;
 
+    if (kernel_test != NULL)
+        et_need_kernel(kernel_test);
+    sr = srunner_create(s);
     tu_seed();
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -63,8 +63,9 @@ int et_ref(enum kaio_mode mode, const unsigned char *key, size_t keylen, int enc
            size_t taglen);
 void et_free(struct et_batch *b);
 struct kaio_key *et_key(const struct et_batch *b);
-/* Runs a suite (Check, forking per test); returns the exit code. */
-int et_main(Suite *s);
+/* Runs a suite (Check, forking per test); returns the exit code. With
+ * kernel_test named, first skips (exit 77) where AF_ALG is missing. */
+int et_main(Suite *s, const char *kernel_test);
 /* AF_ALG sockets the process holds now. */
 unsigned et_count_alg_fds(void);
 

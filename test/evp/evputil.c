@@ -131,6 +131,7 @@ void ev_add(ev_trace *t, int ret, int ok, long long n, const void *data, size_t 
     va_start(ap, fmt);
     vsnprintf(r->label, sizeof(r->label), fmt, ap);
     va_end(ap);
+    r->ok = ok != 0;
     r->ret = ok ? ret : 0; /* failure is compared as failure, whatever value */
     r->n = ok ? n : -1;    /* lengths reported by failed calls are not part of the contract */
     e = ERR_peek_error();
@@ -173,6 +174,7 @@ static void print_bytes(const char *who, const ev_rec *r)
 int ev_trace_same(const ev_trace *exp, const ev_trace *got, const char *ctx)
 {
     size_t i, n = exp->n < got->n ? exp->n : got->n;
+    int shown = 0, bad = 0;
 
     if (getenv("TU_TRACE") != NULL) { /* show what was compared */
         fprintf(stderr, "TRACE %s\n", ctx);
@@ -181,40 +183,50 @@ int ev_trace_same(const ev_trace *exp, const ev_trace *got, const char *ctx)
             print_bytes("default", &exp->r[i]);
         }
     }
+    /* Every differing step is counted (the first five printed): one difference must
+     * not hide the next. */
     for (i = 0; i < n; i++) {
         const ev_rec *a = &exp->r[i], *b = &got->r[i];
-        int bad = strcmp(a->label, b->label) != 0 || a->ret != b->ret || a->n != b->n ||
-                  a->len != b->len || (a->len > 0 && memcmp(a->data, b->data, a->len) != 0);
+        int diff = strcmp(a->label, b->label) != 0 || a->ok != b->ok || a->ret != b->ret ||
+                   a->n != b->n || a->len != b->len ||
+                   (a->len > 0 && memcmp(a->data, b->data, a->len) != 0);
         const char *why = "result differs";
 
-        if (!bad && b->ret <= 0 && got->ours && ev_strict_errors() && b->err != 2) {
-            bad = 1;
+        if (!diff && !b->ok && got->ours && ev_strict_errors() && b->err != 2) {
+            diff = 1;
             why = b->err ? "failure left an error without a reason string"
                          : "failure left no error on the queue";
-        } else if (!bad && a->err && a->ret <= 0 && !b->err) {
-            bad = 1;
+        } else if (!diff && a->err && !a->ok && !b->err) {
+            diff = 1;
             why = "reference raised an error, ours did not";
         }
-        if (bad) {
+        if (!diff)
+            continue;
+        bad++;
+        if (shown++ < 5) {
             size_t k;
 
             for (k = 0; k < a->len && k < b->len && a->data[k] == b->data[k]; k++)
                 ;
-            fprintf(stderr, "MISMATCH %s\n  step %zu '%s': %s", ctx, i, a->label, why);
+            fprintf(stderr, "MISMATCH %s\n  step %zu '%s': %s", shown == 1 ? ctx : "(same case)", i,
+                    a->label, why);
             if (a->len > 0 && b->len > 0 && k < a->len)
                 fprintf(stderr, " (first differing byte at %zu)", k);
             fprintf(stderr, "\n");
             print_bytes("default", a);
             print_bytes(ev_ours_name(), b);
-            return 0;
         }
+        if (strcmp(a->label, b->label) != 0)
+            return 0; /* the scripts diverged: later steps are not comparable */
     }
+    if (shown > 5)
+        fprintf(stderr, "  ... %d differing steps in all\n", bad);
     if (exp->n != got->n) {
         fprintf(stderr, "MISMATCH %s\n  trace lengths %zu vs %zu (next step '%s')\n", ctx, exp->n,
                 got->n, exp->n > n ? exp->r[n].label : got->r[n].label);
         return 0;
     }
-    return 1;
+    return bad == 0;
 }
 
 void ev_hex(char *dst, size_t dstsz, const unsigned char *p, size_t n)

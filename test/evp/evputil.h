@@ -46,7 +46,7 @@ size_t ev_keylen(const char *cipher); /* 16, 24 or 32 */
  * left an error. The same script run on both providers must give equal traces. */
 typedef struct {
     char label[96];
-    int ret;
+    int ret, ok;
     long long n;
     unsigned char *data;
     size_t len;
@@ -65,7 +65,7 @@ void ev_add(ev_trace *t, int ret, int ok, long long n, const void *data, size_t 
             const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 void ev_trace_free(ev_trace *t);
 void ev_trace_reset(ev_trace *t);
-/* Compare; prints the first difference (with 'ctx' text) to stderr. 1 if the traces
+/* Compare; prints differences (up to 5, with 'ctx' text) to stderr. 1 if the traces
  * agree. Also fails when a failing call in the ours-trace left no error. */
 int ev_trace_same(const ev_trace *exp, const ev_trace *got, const char *ctx);
 

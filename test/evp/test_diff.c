@@ -343,7 +343,7 @@ START_TEST(random_cases)
 {
     const char *cipher = tu_ciphers[_i];
     ev_rng stream = {ev_case_seed((unsigned)_i)};
-    size_t n = ev_single_case() ? 1 : ev_iters(160), i, bad = 0;
+    size_t n = ev_single_case() ? 1 : ev_iters(1500), i, bad = 0;
 
     for (i = 0; i < n; i++) {
         uint64_t seed = ev_single_case() ? stream.s : ev_rng_next(&stream);

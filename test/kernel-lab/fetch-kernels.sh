@@ -63,6 +63,8 @@ apt_opts() {
 updated=0
 apt_update() {
   ((updated)) && return 0
+  # Another run (parallel ctest) may have just read the lists: an hour is fresh enough.
+  if [[ -n $(find "$apt_dir/updated" -mmin -60 2>/dev/null) ]]; then updated=1; return 0; fi
   local uri s
   uri=$(mirror_uri)
   [[ -n $uri ]] || klab_die "could not find the system's Debian mirror in /etc/apt; set KCAPI_AIO_DEBIAN_MIRROR"
@@ -76,6 +78,7 @@ apt_update() {
   local -a opts
   mapfile -t opts < <(apt_opts)
   apt-get "${opts[@]}" -qq update >&2 || klab_die "apt-get update of the private lists failed (network?)"
+  touch "$apt_dir/updated"
   updated=1
 }
 
@@ -145,6 +148,8 @@ fetch_series() {
   rm -rf "$kdir"
   mv "$out" "$kdir"
   rm -rf "$tmp"
+  # Older versions of the series are not used again.
+  find "$klab_cache/$s" -mindepth 1 -maxdepth 1 -type d ! -path "$kdir" -exec rm -rf {} +
   klab_log "cached $s: $kver in $kdir"
   echo "$s $kdir"
 }

@@ -117,6 +117,7 @@ scan_elf() {
     esac
   done < <(ldd "$f" 2>/dev/null || true)
 }
+scan_elf "$(command -v busybox)" # nothing unless busybox is the dynamic build
 while IFS= read -r -d '' f; do
   is_elf "$f" || continue
   scan_elf "${f#"$stage"}"

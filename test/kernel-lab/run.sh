@@ -19,7 +19,7 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 kernel=all scenario='' build_dir='' list=$klab_dir/guest-tests.list
-boot_timeout=1200 refresh=() fetch_only=0 keep=0
+boot_timeout=900 refresh=() fetch_only=0 keep=0
 cmd=()
 while (($#)); do
   case $1 in
@@ -95,7 +95,18 @@ prepare_tests() {
   done
 }
 
-results=()   # "KERNEL SCENARIO NAME STATUS SECONDS" for the summary
+# ctest's TIMEOUT (or ^C) stops us: take the guest down too rather than leave it running.
+qemu_pidfile=$work_root/.qemu.$$.pid
+# shellcheck disable=SC2317 # called from the trap
+on_signal() {
+  [[ -f $qemu_pidfile ]] && kill "$(cat "$qemu_pidfile")" 2>/dev/null
+  rm -f "$qemu_pidfile"
+  klab_log "interrupted"
+  exit 1
+}
+trap on_signal TERM INT HUP
+
+results=()   # "KERNEL SCENARIO NAME STATUS SECONDS [NOTE]" for the summary
 boots=()     # "KERNEL SCENARIO WALL-SECONDS OUTCOME"
 failed=0
 
@@ -111,10 +122,15 @@ boot() {
     timeout -k 10 "$boot_timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m "${KLAB_QEMU_MEM:-1G}" \
       -nographic -no-reboot -nic none \
       -kernel "$kdir/vmlinuz" -initrd "$img" \
-      -append "console=ttyS0 quiet panic=-1 klab.scenario=$s" </dev/null 2>&1 && rc=0 || rc=$?
+      -append "console=ttyS0 quiet panic=-1 klab.scenario=$s" </dev/null 2>&1 &
+    echo $! >"$qemu_pidfile"
+    wait $! && rc=0 || rc=$?
     echo "$rc" >"$log.rc"
-  } | sed -E 's/\r//g; s/\x1b(\[[0-9;?]*[A-Za-z]|c)//g' | tee "$log"
-  rc=$(cat "$log.rc")
+  } | sed -E 's/\r//g; s/\x1b(\[[0-9;?]*[A-Za-z]|c)//g' | tee "$log" &
+  # Waiting in the background lets the signal trap run while the guest is up.
+  wait $! || true
+  rm -f "$qemu_pidfile"
+  rc=$(cat "$log.rc" 2>/dev/null || echo 125)
   t1=$(date +%s.%N)
   local wall outcome=ok
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
