@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include "cipher.h"
+#include "pipeline.h"
 
 void ka_ctx_init(KA_CTX *c, KA_PROV *p, enum kaio_mode mode, size_t keylen)
 {
@@ -16,8 +17,14 @@ int ka_ctx_dup(KA_CTX *dst, const KA_CTX *src)
 {
     *dst = *src;
     dst->key = NULL;
+    dst->pipes = NULL;
     if (src->key != NULL && (dst->key = ka_key_dup(src->key)) == NULL)
         return 0;
+    if (src->pipes != NULL && (dst->pipes = ka_pipes_dup(src->pipes)) == NULL) {
+        ka_key_free(dst->key);
+        dst->key = NULL;
+        return 0;
+    }
     return 1;
 }
 
@@ -25,6 +32,8 @@ void ka_ctx_cleanup(KA_CTX *c)
 {
     ka_key_free(c->key);
     c->key = NULL;
+    ka_pipes_free(c->pipes);
+    c->pipes = NULL;
 }
 
 int ka_ctx_setkey(KA_CTX *c, const unsigned char *key, size_t keylen)
@@ -43,15 +52,28 @@ int ka_ctx_setkey(KA_CTX *c, const unsigned char *key, size_t keylen)
     return 1;
 }
 
+void ka_raise_no_key(const KA_CTX *c)
+{
+    if (c->pipeline)
+        ka_raise(c->prov, KA_R_PIPELINE_MIXED,
+                 "pipeline-initialised: use EVP_CipherPipelineUpdate/Final, or initialise it again");
+    else
+        ka_raise(c->prov, KA_R_NO_KEY_SET, NULL);
+}
+
 int ka_check_io(const KA_CTX *c, const unsigned char *out, const unsigned char *in, size_t inl,
                 size_t lag)
 {
     if (!c->key_set) {
-        ka_raise(c->prov, KA_R_NO_KEY_SET, NULL);
+        ka_raise_no_key(c);
         return 0;
     }
     if (inl == 0)
         return 1;
+    if (inl > KA_MAX_LEN) {
+        ka_raise(c->prov, KA_R_DATA_TOO_LONG, "%zu bytes (a negative length?)", inl);
+        return 0;
+    }
     if (in == NULL || out == NULL) {
         ka_raise(c->prov, KA_R_NULL_BUFFER, "%s buffer is NULL", in == NULL ? "input" : "output");
         return 0;
@@ -169,6 +191,7 @@ int ka_generic_init(KA_GENERIC_CTX *g, const unsigned char *key, size_t keylen,
     g->num = 0;
     g->bufsz = 0;
     g->base.enc = enc ? 1 : 0;
+    g->base.pipeline = 0;
     if (iv != NULL) {
         if (ivlen != KAIO_BLOCK) {
             ka_raise(g->base.prov, KA_R_INVALID_IV_LENGTH, "%zu bytes given, 16 expected", ivlen);

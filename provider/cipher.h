@@ -6,12 +6,18 @@
 #ifndef KCAPI_AIO_CIPHER_H
 #define KCAPI_AIO_CIPHER_H
 
+#include <sys/types.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 
 #include "backend.h"
 #include "tls_cbc.h"
+
+struct ka_pipes;
+
+/* No buffer is this long: a larger length is a negative int gone through size_t. */
+#define KA_MAX_LEN ((size_t)SSIZE_MAX)
 
 /* The head of every cipher context. */
 typedef struct ka_ctx {
@@ -21,6 +27,8 @@ typedef struct ka_ctx {
     int enc;
     int key_set;
     KA_KEY *key;
+    int pipeline;             /* pipeline-initialised: the ordinary calls are refused */
+    struct ka_pipes *pipes;   /* per-pipe state (pipeline.h), kept across inits */
 } KA_CTX;
 
 /* State shared by CBC and CTR (OpenSSL's "generic" block/stream ciphers). */
@@ -44,6 +52,8 @@ int ka_ctx_dup(KA_CTX *dst, const KA_CTX *src);
 void ka_ctx_cleanup(KA_CTX *c);
 /* Sets the key (checks its length against the algorithm's). */
 int ka_ctx_setkey(KA_CTX *c, const unsigned char *key, size_t keylen);
+/* Raises "no key set", saying why when the context was pipeline-initialised. */
+void ka_raise_no_key(const KA_CTX *c);
 
 /*
  * Checks one update's buffers: a key is set, in is not NULL when inl > 0,

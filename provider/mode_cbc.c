@@ -8,28 +8,61 @@
 #include <openssl/prov_ssl.h>
 
 #include "cipher.h"
+#include "pipeline.h"
+
+/*
+ * One op over whole blocks under iv. next gets the IV that follows it when
+ * decrypting (the last input block, gone after an in-place op).
+ */
+static void cbc_op(int enc, const unsigned char *iv, struct kaio_op *op, unsigned char *out,
+                   const unsigned char *in, size_t len, unsigned char next[KAIO_BLOCK])
+{
+    memset(op, 0, sizeof(*op));
+    if (!enc)
+        memcpy(next, in + len - KAIO_BLOCK, KAIO_BLOCK);
+    op->encrypt = enc;
+    op->iv = iv;
+    op->ivlen = KAIO_BLOCK;
+    op->in = in;
+    op->out = out;
+    op->len = len;
+}
+
+/* After the op ran: chain the IV (encrypting: the last output block). */
+static void cbc_op_done(int enc, unsigned char iv[KAIO_BLOCK], const struct kaio_op *op,
+                        unsigned char next[KAIO_BLOCK])
+{
+    if (enc)
+        memcpy(next, op->out + op->len - KAIO_BLOCK, KAIO_BLOCK);
+    memcpy(iv, next, KAIO_BLOCK);
+}
+
+/* PKCS#7: the unpadded length of a decrypted last block; 0 when the padding is bad. */
+static int cbc_unpad(const unsigned char block[KAIO_BLOCK], size_t *len)
+{
+    unsigned int pad = block[KAIO_BLOCK - 1], i;
+
+    if (pad == 0 || pad > KAIO_BLOCK)
+        return 0;
+    for (i = 0; i < pad; i++)
+        if (block[KAIO_BLOCK - 1 - i] != pad)
+            return 0;
+    *len = KAIO_BLOCK - pad;
+    return 1;
+}
 
 /* Runs whole blocks through the backend and chains the IV. */
 static int cbc_blocks(KA_GENERIC_CTX *g, unsigned char *out, const unsigned char *in, size_t len)
 {
-    struct kaio_op op = { 0 };
+    struct kaio_op op;
     unsigned char next[KAIO_BLOCK] = { 0 };
 
     if (len == 0)
         return 1;
-    if (!g->base.enc)
-        memcpy(next, in + len - KAIO_BLOCK, KAIO_BLOCK); /* in place: gone after the op */
-    op.encrypt = g->base.enc;
-    op.iv = g->iv;
-    op.ivlen = KAIO_BLOCK;
-    op.in = in;
-    op.out = out;
-    op.len = len;
+    cbc_op(g->base.enc, g->iv, &op, out, in, len, next);
     if (!ka_run(g->base.key, &op, 1))
         return 0;
-    if (g->base.enc)
-        memcpy(next, out + len - KAIO_BLOCK, KAIO_BLOCK);
-    memcpy(g->iv, next, KAIO_BLOCK);
+    cbc_op_done(g->base.enc, g->iv, &op, next);
     return 1;
 }
 
@@ -139,7 +172,7 @@ static int cbc_final(void *vctx, unsigned char *out, size_t *outl, size_t outsiz
     KA_GENERIC_CTX *g = vctx;
 
     if (!g->base.key_set) {
-        ka_raise(g->base.prov, KA_R_NO_KEY_SET, NULL);
+        ka_raise_no_key(&g->base);
         return 0;
     }
     if (g->tlsversion > 0) {
@@ -185,19 +218,9 @@ static int cbc_final(void *vctx, unsigned char *out, size_t *outl, size_t outsiz
     }
     if (!cbc_blocks(g, g->buf, g->buf, KAIO_BLOCK))
         return 0;
-    if (g->pad) {
-        unsigned int pad = g->buf[KAIO_BLOCK - 1], i;
-
-        if (pad == 0 || pad > KAIO_BLOCK) {
-            ka_raise(g->base.prov, KA_R_BAD_DECRYPT, NULL);
-            return 0;
-        }
-        for (i = 0; i < pad; i++)
-            if (g->buf[KAIO_BLOCK - 1 - i] != pad) {
-                ka_raise(g->base.prov, KA_R_BAD_DECRYPT, NULL);
-                return 0;
-            }
-        g->bufsz = KAIO_BLOCK - pad;
+    if (g->pad && !cbc_unpad(g->buf, &g->bufsz)) {
+        ka_raise(g->base.prov, KA_R_BAD_DECRYPT, NULL);
+        return 0;
     }
     if (outsize < g->bufsz) {
         ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, NULL);
@@ -248,6 +271,166 @@ static int cbc_dinit(void *vctx, const unsigned char *key, size_t keylen, const 
     return ka_generic_init(vctx, key, keylen, iv, ivlen, params, 0);
 }
 
+/* ---- Pipelines: one op per pipe per call, all pipes in one batch ---- */
+
+/*
+ * Bytes of buffered ‖ new input an update releases; the rest stays buffered.
+ * Same split as cbc_update: decrypting with padding holds the last whole
+ * block back for final.
+ */
+static size_t cbc_release(int enc, int pad, size_t total)
+{
+    size_t whole = total & ~(size_t)(KAIO_BLOCK - 1);
+
+    if (!enc && pad && whole == total && whole > 0)
+        whole -= KAIO_BLOCK;
+    return whole;
+}
+
+static int cbc_pipe_update(void *vctx, size_t n, unsigned char **out, size_t *outl,
+                           const size_t *outsize, const unsigned char **in, const size_t *inl)
+{
+    KA_GENERIC_CTX *g = vctx;
+    KA_PIPES *ps;
+    struct kaio_op ops[KA_MAX_PIPES];
+    unsigned char next[KA_MAX_PIPES][KAIO_BLOCK];
+    size_t rel[KA_MAX_PIPES], idx[KA_MAX_PIPES], nops = 0, scratch = 0, i;
+    unsigned char *tmp = NULL, *t;
+    int ok = 0;
+
+    if ((ps = ka_pipe_check_update(&g->base, n, out, outl, outsize, in, inl, 0)) == NULL)
+        return 0;
+    if (g->tlsversion > 0) {
+        ka_raise(g->base.prov, KA_R_PIPELINE, "TLS record mode does not pipeline");
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        rel[i] = cbc_release(ps->enc, g->pad, ps->pipe[i].bufsz + inl[i]);
+        if (outsize[i] < rel[i]) {
+            ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, "pipe %zu: room for %zu bytes, %zu needed",
+                     i, outsize[i], rel[i]);
+            return 0;
+        }
+        if (rel[i] > 0 && ps->pipe[i].bufsz > 0)
+            scratch += rel[i];
+    }
+    /* A pipe with buffered bytes gets one contiguous input: buffer ‖ new bytes. */
+    if (scratch > 0 && (tmp = ka_pipe_scratch(&g->base, scratch)) == NULL)
+        return 0;
+    t = tmp;
+    for (i = 0; i < n; i++) {
+        KA_PIPE *p = &ps->pipe[i];
+        const unsigned char *src = in[i];
+        size_t keep = p->bufsz + inl[i] - rel[i];
+
+        if (rel[i] == 0) {
+            if (inl[i] > 0)
+                memcpy(p->buf + p->bufsz, in[i], inl[i]);
+            p->bufsz += inl[i];
+            continue;
+        }
+        if (p->bufsz > 0) {
+            memcpy(t, p->buf, p->bufsz);
+            memcpy(t + p->bufsz, in[i], rel[i] - p->bufsz);
+            src = t;
+            t += rel[i];
+        }
+        cbc_op(ps->enc, p->iv, &ops[nops], out[i], src, rel[i], next[nops]);
+        idx[nops++] = i;
+        /* The tail lies past what the op reads; keep it now, in place the op overwrites in. */
+        memcpy(p->buf, in[i] + inl[i] - keep, keep);
+        p->bufsz = keep;
+    }
+    if (nops > 0 && !ka_run(g->base.key, ops, nops))
+        goto end;
+    for (i = 0; i < nops; i++)
+        cbc_op_done(ps->enc, ps->pipe[idx[i]].iv, &ops[i], next[i]);
+    for (i = 0; i < n; i++)
+        outl[i] = rel[i];
+    ok = 1;
+end:
+    OPENSSL_clear_free(tmp, scratch);
+    return ok;
+}
+
+static int cbc_pipe_final(void *vctx, size_t n, unsigned char **out, size_t *outl,
+                          const size_t *outsize)
+{
+    KA_GENERIC_CTX *g = vctx;
+    KA_PIPES *ps;
+    struct kaio_op ops[KA_MAX_PIPES];
+    unsigned char next[KA_MAX_PIPES][KAIO_BLOCK];
+    size_t idx[KA_MAX_PIPES], nops = 0, i, k, len;
+    int failed[KA_MAX_PIPES] = { 0 }, ok = 1;
+
+    if ((ps = ka_pipe_check_final(&g->base, n, out, outl, outsize)) == NULL)
+        return 0;
+    if (ps->enc) {
+        /* Caller errors first, so a refused call writes nothing. */
+        for (i = 0; i < n; i++) {
+            if (!g->pad && ps->pipe[i].bufsz == 0)
+                continue;
+            if (outsize[i] < KAIO_BLOCK || out[i] == NULL) {
+                ka_raise(g->base.prov, out[i] == NULL ? KA_R_NULL_BUFFER : KA_R_OUTPUT_BUFFER_TOO_SMALL,
+                         "pipe %zu: a %d-byte output buffer is needed", i, KAIO_BLOCK);
+                return 0;
+            }
+        }
+    }
+    for (i = 0; i < n; i++) {
+        KA_PIPE *p = &ps->pipe[i];
+
+        outl[i] = 0;
+        if (ps->enc && g->pad) {
+            unsigned char v = (unsigned char)(KAIO_BLOCK - p->bufsz);
+
+            memset(p->buf + p->bufsz, v, v);
+            p->bufsz = KAIO_BLOCK;
+        }
+        if (p->bufsz == 0 && !g->pad)
+            continue;
+        if (p->bufsz != KAIO_BLOCK) {
+            ka_raise(g->base.prov, KA_R_WRONG_FINAL_BLOCK_LENGTH, "pipe %zu: %zu bytes left over, %s", i,
+                     p->bufsz, ps->enc ? "padding is off" : "a whole block expected");
+            failed[i] = 1;
+            continue;
+        }
+        cbc_op(ps->enc, p->iv, &ops[nops], ps->enc ? out[i] : p->buf, p->buf, KAIO_BLOCK, next[nops]);
+        idx[nops++] = i;
+    }
+    if (nops > 0 && !ka_run(g->base.key, ops, nops))
+        return 0;
+    for (k = 0; k < nops; k++) {
+        KA_PIPE *p = &ps->pipe[idx[k]];
+
+        i = idx[k];
+        if (ps->enc) {
+            outl[i] = KAIO_BLOCK;
+            continue;
+        }
+        len = KAIO_BLOCK;
+        if (g->pad && !cbc_unpad(p->buf, &len)) {
+            ka_raise(g->base.prov, KA_R_BAD_DECRYPT, "pipe %zu", i);
+            failed[i] = 1;
+        } else if (outsize[i] < len || (len > 0 && out[i] == NULL)) {
+            ka_raise(g->base.prov, out[i] == NULL ? KA_R_NULL_BUFFER : KA_R_OUTPUT_BUFFER_TOO_SMALL,
+                     "pipe %zu: room for %zu bytes, %zu needed", i, outsize[i], len);
+            failed[i] = 1;
+        } else {
+            memcpy(out[i], p->buf, len);
+            outl[i] = len;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        OPENSSL_cleanse(ps->pipe[i].buf, KAIO_BLOCK);
+        ps->pipe[i].bufsz = 0;
+        if (failed[i])
+            ok = 0;
+    }
+    ps->finished = 1;
+    return ok;
+}
+
 #define CBC_ALG(bits)                                                                        \
     static void *cbc##bits##_newctx(void *provctx)                                           \
     {                                                                                        \
@@ -266,6 +449,10 @@ static int cbc_dinit(void *vctx, const unsigned char *key, size_t keylen, const 
         { OSSL_FUNC_CIPHER_UPDATE, (void (*)(void))cbc_update },                            \
         { OSSL_FUNC_CIPHER_FINAL, (void (*)(void))cbc_final },                              \
         { OSSL_FUNC_CIPHER_CIPHER, (void (*)(void))cbc_cipher },                            \
+        { OSSL_FUNC_CIPHER_PIPELINE_ENCRYPT_INIT, (void (*)(void))ka_generic_pipe_einit },  \
+        { OSSL_FUNC_CIPHER_PIPELINE_DECRYPT_INIT, (void (*)(void))ka_generic_pipe_dinit },  \
+        { OSSL_FUNC_CIPHER_PIPELINE_UPDATE, (void (*)(void))cbc_pipe_update },              \
+        { OSSL_FUNC_CIPHER_PIPELINE_FINAL, (void (*)(void))cbc_pipe_final },                \
         { OSSL_FUNC_CIPHER_GET_CTX_PARAMS, (void (*)(void))ka_generic_get_ctx_params },     \
         { OSSL_FUNC_CIPHER_SET_CTX_PARAMS, (void (*)(void))ka_generic_set_ctx_params },     \
         { OSSL_FUNC_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))ka_generic_gettable_ctx_params }, \

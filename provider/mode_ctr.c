@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include "cipher.h"
+#include "pipeline.h"
 
 static const unsigned char zero_block[KAIO_BLOCK];
 
@@ -84,7 +85,7 @@ static int ctr_final(void *vctx, unsigned char *out, size_t *outl, size_t outsiz
     (void)out;
     (void)outsize;
     if (!g->base.key_set) {
-        ka_raise(g->base.prov, KA_R_NO_KEY_SET, NULL);
+        ka_raise_no_key(&g->base);
         return 0;
     }
     *outl = 0;
@@ -120,6 +121,93 @@ static int ctr_dinit(void *vctx, const unsigned char *key, size_t keylen, const 
     return ka_generic_init(vctx, key, keylen, iv, ivlen, params, 0);
 }
 
+/*
+ * Pipelines: one op per pipe per call, all pipes in one batch (ctr_crypt's
+ * separate keystream op for a partial block would double the ops past one
+ * batch). A pipe keeps the counter of its current block and how much of it
+ * is used; an update that starts mid-block runs its op from the block start
+ * over a scratch copy and drops the leading bytes.
+ */
+static int ctr_pipe_update(void *vctx, size_t n, unsigned char **out, size_t *outl,
+                           const size_t *outsize, const unsigned char **in, const size_t *inl)
+{
+    KA_GENERIC_CTX *g = vctx;
+    KA_PIPES *ps;
+    struct kaio_op ops[KA_MAX_PIPES];
+    size_t idx[KA_MAX_PIPES], nops = 0, scratch = 0, i, k;
+    unsigned char *tmp = NULL, *t;
+    int ok = 0;
+
+    if ((ps = ka_pipe_check_update(&g->base, n, out, outl, outsize, in, inl, 0)) == NULL)
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (outsize[i] < inl[i]) {
+            ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, "pipe %zu: room for %zu bytes, %zu needed",
+                     i, outsize[i], inl[i]);
+            return 0;
+        }
+        if (inl[i] > 0 && ps->pipe[i].num != 0)
+            scratch += ps->pipe[i].num + inl[i];
+    }
+    if (scratch > 0 && (tmp = ka_pipe_scratch(&g->base, scratch)) == NULL)
+        return 0;
+    t = tmp;
+    for (i = 0; i < n; i++) {
+        KA_PIPE *p = &ps->pipe[i];
+        struct kaio_op *op = &ops[nops];
+
+        if (inl[i] == 0)
+            continue;
+        memset(op, 0, sizeof(*op));
+        op->encrypt = 1;
+        op->iv = p->iv;
+        op->ivlen = KAIO_BLOCK;
+        if (p->num == 0) {
+            op->in = in[i];
+            op->out = out[i];
+            op->len = inl[i];
+        } else {
+            memset(t, 0, p->num);
+            memcpy(t + p->num, in[i], inl[i]);
+            op->in = op->out = t;
+            op->len = p->num + inl[i];
+            t += op->len;
+        }
+        idx[nops++] = i;
+    }
+    if (nops > 0 && !ka_run(g->base.key, ops, nops))
+        goto end;
+    for (k = 0; k < nops; k++) {
+        KA_PIPE *p = &ps->pipe[idx[k]];
+
+        if (p->num != 0)
+            memcpy(out[idx[k]], ops[k].out + p->num, inl[idx[k]]);
+        ka_ctr_add(p->iv, ops[k].len / KAIO_BLOCK);
+        p->num = (unsigned int)(ops[k].len % KAIO_BLOCK);
+    }
+    for (i = 0; i < n; i++)
+        outl[i] = inl[i];
+    ok = 1;
+end:
+    OPENSSL_clear_free(tmp, scratch);
+    return ok;
+}
+
+static int ctr_pipe_final(void *vctx, size_t n, unsigned char **out, size_t *outl,
+                          const size_t *outsize)
+{
+    KA_GENERIC_CTX *g = vctx;
+    KA_PIPES *ps;
+    size_t i;
+
+    if ((ps = ka_pipe_check_final(&g->base, n, out, outl, outsize)) == NULL)
+        return 0;
+    for (i = 0; i < n; i++)
+        outl[i] = 0;
+    ps->finished = 1;
+    return 1;
+}
+
 #define CTR_ALG(bits)                                                                        \
     static void *ctr##bits##_newctx(void *provctx)                                           \
     {                                                                                        \
@@ -137,6 +225,10 @@ static int ctr_dinit(void *vctx, const unsigned char *key, size_t keylen, const 
         { OSSL_FUNC_CIPHER_UPDATE, (void (*)(void))ctr_update },                            \
         { OSSL_FUNC_CIPHER_FINAL, (void (*)(void))ctr_final },                              \
         { OSSL_FUNC_CIPHER_CIPHER, (void (*)(void))ctr_cipher },                            \
+        { OSSL_FUNC_CIPHER_PIPELINE_ENCRYPT_INIT, (void (*)(void))ka_generic_pipe_einit },  \
+        { OSSL_FUNC_CIPHER_PIPELINE_DECRYPT_INIT, (void (*)(void))ka_generic_pipe_dinit },  \
+        { OSSL_FUNC_CIPHER_PIPELINE_UPDATE, (void (*)(void))ctr_pipe_update },              \
+        { OSSL_FUNC_CIPHER_PIPELINE_FINAL, (void (*)(void))ctr_pipe_final },                \
         { OSSL_FUNC_CIPHER_GET_CTX_PARAMS, (void (*)(void))ka_generic_get_ctx_params },     \
         { OSSL_FUNC_CIPHER_SET_CTX_PARAMS, (void (*)(void))ka_generic_set_ctx_params },     \
         { OSSL_FUNC_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))ka_generic_gettable_ctx_params }, \

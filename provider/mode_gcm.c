@@ -370,19 +370,19 @@ static int gcm_process(GCM_CTX *c, unsigned char *out, size_t *outl, const unsig
         c->iv_state = IV_FINISHED;
         return 1;
     }
-    if (out == NULL)
-        return msg_aad(c, in, len);
-    if (!msg_data(c, in, out, len))
+    if (out == NULL ? !msg_aad(c, in, len) : !msg_data(c, in, out, len))
         return 0;
+    /* OpenSSL reports AAD as processed bytes too. */
     *outl = len;
     return 1;
 }
 
+/* out == NULL means AAD and in == NULL means final (OpenSSL's convention), so only
+ * overlap and impossible lengths are refused here. */
 static int gcm_check_bufs(GCM_CTX *c, const unsigned char *out, const unsigned char *in, size_t inl)
 {
-    /* out == NULL means AAD, so only in must be there; overlap is checked for data. */
-    if (inl > 0 && in == NULL) {
-        ka_raise(c->base.prov, KA_R_NULL_BUFFER, "input buffer is NULL");
+    if (inl > KA_MAX_LEN) {
+        ka_raise(c->base.prov, KA_R_DATA_TOO_LONG, "%zu bytes (a negative length?)", inl);
         return 0;
     }
     if (out != NULL && in != NULL && in != out && (uintptr_t)out < (uintptr_t)in + inl
@@ -490,8 +490,10 @@ static int gcm_get_ctx_params(void *vctx, OSSL_PARAM params[])
     for (i = 0; i < 2; i++) {
         if ((p = OSSL_PARAM_locate(params, iv_keys[i])) == NULL)
             continue;
-        if (c->iv_state == IV_UNINIT)
+        if (c->iv_state == IV_UNINIT) {
+            ka_raise(c->base.prov, KA_R_NO_IV_SET, "no GCM IV set or generated yet");
             return 0;
+        }
         if (c->ivlen > p->data_size) {
             ka_raise(c->base.prov, KA_R_INVALID_IV_LENGTH, "IV buffer of %zu bytes, %zu needed",
                      p->data_size, c->ivlen);

@@ -76,6 +76,8 @@ static const OSSL_ITEM reason_strings[] = {
     { KA_R_MALLOC, "out of memory" },
     { KA_R_PIPELINE, "bad pipeline arguments" },
     { KA_R_NOT_INITIALISED, "not initialised" },
+    { KA_R_NUMPIPES, "number of pipes differs from the pipeline init" },
+    { KA_R_PIPELINE_MIXED, "pipeline and ordinary cipher calls mixed" },
     { 0, NULL }
 };
 

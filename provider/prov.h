@@ -51,6 +51,8 @@ enum ka_reason {
     KA_R_MALLOC,
     KA_R_PIPELINE,
     KA_R_NOT_INITIALISED,
+    KA_R_NUMPIPES,
+    KA_R_PIPELINE_MIXED,
     KA_R_MAX
 };
 

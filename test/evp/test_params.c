@@ -349,8 +349,15 @@ static void set_walk(ev_trace *t, OSSL_LIB_CTX *lc, const char *name, const unsi
         }
         if (mode == EV_CTR) {
             static const unsigned int nums[] = {0, 1, 5, 15, 16, 17, 1000};
+            /*
+             * OpenSSL 3.0.19 accepts a CTR num of 1..15 and then reads a
+             * leftover keystream block; later releases (3.5 here) refuse any
+             * num >= the block size of 1. kcapi-aio refuses, as they do, so the
+             * non-zero values are compared only against a release that does.
+             */
+            size_t nnums = OpenSSL_version_num() >= 0x30500000L ? sizeof(nums) / sizeof(nums[0]) : 1;
 
-            for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+            for (i = 0; i < nnums; i++) {
                 ret = EVP_CipherInit_ex2(ctx, NULL, NULL, iv, -1, NULL);
                 ev_add(t, ret, ret > 0, 0, NULL, 0, "init iv");
                 ret = set_uint(ctx, OSSL_CIPHER_PARAM_NUM, nums[i]);

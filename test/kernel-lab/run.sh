@@ -166,7 +166,7 @@ for series in "${kernels[@]}"; do
   gcm_state=absent
   if grep -qE '/gcm\.ko' "$kdir/lib/modules/$kver/modules.dep"; then gcm_state=module
   elif grep -qE '/gcm\.ko$' "$kdir/lib/modules/$kver/modules.builtin" 2>/dev/null; then gcm_state=built-in; fi
-  klab_log "kernel $series: $kver ($(tr '\n' ' ' <"$kdir/packages")); gcm is $gcm_state"
+  klab_log "kernel $series: $kver ($(paste -sd' ' "$kdir/packages")); gcm is $gcm_state"
   work=$work_root/$series
   mkdir -p "$work"
   prepare_tests "$work/tests"
