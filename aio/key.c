@@ -157,7 +157,11 @@ static void learn_maxmsg(struct kaio_key *k, int fd)
     /* The kernel counts buffer space in whole pages. */
     a = (size_t)snd / (size_t)page * (size_t)page;
     b = (size_t)rcv / (size_t)page * (size_t)page;
-    k->maxmsg = a < b ? a : b;
+    a = a < b ? a : b;
+    /* The scatterlists of one operation come from the socket's option memory
+     * (net.core.optmem_max, 20 KiB on 6.1): 8 MiB messages, which 7.2's
+     * larger buffers admit, fail with ENOMEM. 256 KiB needs a few KiB. */
+    k->maxmsg = a < KAIO_MAX_KERNEL_MSG ? a : KAIO_MAX_KERNEL_MSG;
 }
 
 int kaio_key_op(struct kaio_key *k, struct kaio_tfm *t, unsigned idx)
