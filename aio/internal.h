@@ -29,6 +29,7 @@ int kaio_fd_reserve(void);
 void kaio_fd_release(void);
 unsigned kaio_fd_budget(void);
 int kaio_aio_disabled(void);
+int kaio_coalesce(void);
 
 /* Algorithm names per mode, and the AF_ALG socket type ("skcipher"/"aead"). */
 const char *kaio_alg_name(enum kaio_mode m);

@@ -88,6 +88,18 @@ int kaio_aio_disabled(void)
     return atomic_load_explicit(&aio_disabled, memory_order_relaxed);
 }
 
+static atomic_int coalesce;
+
+void kaio_set_coalesce(int on)
+{
+    atomic_store(&coalesce, on != 0);
+}
+
+int kaio_coalesce(void)
+{
+    return atomic_load_explicit(&coalesce, memory_order_relaxed);
+}
+
 void kaio_set_chunk_limit(size_t bytes)
 {
     atomic_store(&chunk_limit, bytes);

@@ -322,7 +322,7 @@ static void fail(struct batch *b, struct job *j, int err)
     not_run(j, KAIO_R_KERNEL_ERROR, err);
 }
 
-static int send_one(struct batch *b, struct job *j)
+static int send_iov(struct batch *b, struct job *j, struct iovec *tx, int ntx)
 {
     struct kaio_op *op = j->op;
     struct msghdr m;
@@ -340,8 +340,8 @@ static int send_one(struct batch *b, struct job *j)
     memset(&j->cmsg, 0, sizeof(j->cmsg));
     m.msg_control = j->cmsg.buf;
     m.msg_controllen = sizeof(j->cmsg.buf);
-    m.msg_iov = j->tx;
-    m.msg_iovlen = (size_t)j->ntx;
+    m.msg_iov = tx;
+    m.msg_iovlen = (size_t)ntx;
     iv.h.ivlen = (uint32_t)ivlen;
     memcpy(iv.h.iv, j->iv, ivlen);
     add_cmsg(&m, &c, &space, ALG_SET_OP, &opv, sizeof(opv));
@@ -352,8 +352,8 @@ static int send_one(struct batch *b, struct job *j)
         add_cmsg(&m, &c, &space, ALG_SET_AEAD_ASSOCLEN, &as, sizeof(as));
     }
     m.msg_controllen = space;
-    for (i = 0; i < j->ntx; i++)
-        total += j->tx[i].iov_len;
+    for (i = 0; i < ntx; i++)
+        total += tx[i].iov_len;
     /* MSG_DONTWAIT: a full send buffer must fail, not hang the caller. */
     for (attempt = 1;; attempt++) {
         ssize_t r = kaio_sys_sendmsg(j->fd, &m, MSG_DONTWAIT);
@@ -373,6 +373,11 @@ static int send_one(struct batch *b, struct job *j)
         fail(b, j, (int)-r);
         return -1;
     }
+}
+
+static int send_one(struct batch *b, struct job *j)
+{
+    return send_iov(b, j, j->tx, j->ntx);
 }
 
 /* A chunk came back with result res (bytes, or -errno). */
@@ -526,6 +531,94 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
     return done;
 }
 
+/* ---------------- CBC decryption as one kernel operation ---------------- */
+
+/*
+ * Decrypting C_1..C_n chained (IV_1 first) gives every block right except
+ * the first of records 2..n, which came out as D(C_i[0]) xor lastC_{i-1}
+ * instead of D(C_i[0]) xor IV_i: one XOR each repairs it. Runs groups that
+ * fit one kernel operation; what it cannot run stays pending for the waves.
+ */
+static void coalesce_cbc_decrypt(struct batch *b, int *ran)
+{
+    struct kaio_key *k = b->k;
+    size_t lim = max_msg(k), i = 0;
+    struct kaio_tfm *t;
+    int err = 0, fd;
+
+    lim -= lim % KAIO_BLOCK;
+    while (i < b->n) {
+        struct iovec tx[KAIO_MAX_BATCH], rx[KAIO_MAX_BATCH];
+        unsigned char prev[KAIO_MAX_BATCH][KAIO_BLOCK];
+        struct job *g[KAIO_MAX_BATCH], *j;
+        size_t m = 0, total = 0, x;
+        struct msghdr msg;
+        ssize_t r;
+
+        for (; i < b->n; i++) {
+            j = &b->jobs[i];
+            if (!j->pending || j->op->encrypt || j->off != 0)
+                continue;
+            if (j->op->len > lim || total + j->op->len > lim)
+                break;
+            /* In place overwrites it: keep each record's last ciphertext block. */
+            memcpy(prev[m], j->op->in + j->op->len - KAIO_BLOCK, KAIO_BLOCK);
+            tx[m] = (struct iovec){ (void *)j->op->in, j->op->len };
+            rx[m] = (struct iovec){ j->op->out, j->op->len };
+            total += j->op->len;
+            g[m++] = j;
+        }
+        if (i < b->n && m == 0) {
+            i++; /* a record too large to group: the waves split it */
+            continue;
+        }
+        if (m < 2)
+            return;
+        t = kaio_key_tfm(k, 0, &err);
+        if (t == NULL || (fd = kaio_key_op(k, t, 0)) < 0)
+            return;
+        j = g[0];
+        j->t = t;
+        j->sock = 0;
+        j->fd = fd;
+        if (send_iov(b, j, tx, (int)m) < 0) {
+            /* Not run: leave the records to the waves, which report errors. */
+            j->pending = 1;
+            j->op->status = 0;
+            j->op->reason = KAIO_R_NONE;
+            j->op->err = 0;
+            return;
+        }
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = rx;
+        msg.msg_iovlen = m;
+        r = kaio_sys_recvmsg(fd, &msg, 0);
+        if (r != (ssize_t)total) {
+            /* Unknown socket state: drop it. A failed read wrote nothing, so
+             * the waves can redo the group; a short one may have overwritten
+             * in-place input, so those records are given up. */
+            kaio_key_op_drop(t, 0);
+            for (x = 0; r >= 0 && x < m; x++)
+                not_run(g[x], KAIO_R_KERNEL_ERROR, EIO);
+            return;
+        }
+        *ran = 1;
+        kaio_count(KAIO_C_KERNEL_OPS, 1);
+        for (x = 0; x < m; x++) {
+            if (x > 0) {
+                unsigned char *p = g[x]->op->out;
+                const unsigned char *iv = g[x]->op->iv;
+                int y;
+
+                for (y = 0; y < KAIO_BLOCK; y++)
+                    p[y] ^= prev[x - 1][y] ^ iv[y];
+            }
+            g[x]->off = g[x]->op->len;
+            finish(g[x], 0);
+        }
+    }
+}
+
 /* ---------------- the batch ---------------- */
 
 static void setup_job(struct kaio_key *k, struct job *j, struct kaio_op *op)
@@ -591,6 +684,8 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
             if (jobs[i].pending)
                 not_run(&jobs[i], KAIO_R_KERNEL_ERROR, ENOMEM);
     }
+    if (k->mode == KAIO_CBC && kaio_coalesce() && b.aad_sink != NULL)
+        coalesce_cbc_decrypt(&b, &used_sync);
     for (i = 0; i < n; i++)
         torun += jobs[i].pending;
     /* An AIO context only when something goes to the kernel. */

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "cipher.h"
+#include "pipeline.h"
 
 #define GCM_IV_MAX 128            /* OpenSSL's limit on GCM IV length */
 #define GCM_TAG 16
@@ -76,27 +77,45 @@ static void msg_start(GCM_CTX *c)
     c->stream = NULL;
 }
 
-/* Moves the message to a software stream, replaying what one op already did. */
-static int msg_stream(GCM_CTX *c)
+/*
+ * A software stream for a message, counted as a fallback, fed its AAD and
+ * replaying the input one op already did (saved, NULL if none). NULL on failure.
+ */
+static SW_GCM *gcm_stream_open(KA_KEY *key, int enc, const unsigned char *iv, size_t ivlen,
+                               const unsigned char *aad, size_t aadlen,
+                               const unsigned char *saved, size_t savedlen)
 {
     unsigned char *scratch = NULL;
     enum kaio_reason why;
+    SW_GCM *s;
     int ok;
 
+    kaio_count_fallback(ka_key_in_kernel(key, &why) ? KAIO_R_PATTERN : why, 1);
+    if ((s = ka_key_gcm_stream(key, enc, iv, ivlen)) == NULL)
+        return NULL;
+    ok = sw_gcm_aad(s, aad, aadlen);
+    if (ok && saved != NULL && savedlen > 0) {
+        /* Same input again: the stream's state now matches what was output. */
+        ok = (scratch = OPENSSL_malloc(savedlen)) != NULL
+            && sw_gcm_update(s, saved, scratch, savedlen);
+        OPENSSL_clear_free(scratch, savedlen);
+    }
+    if (!ok) {
+        sw_gcm_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Moves the message to a software stream, replaying what one op already did. */
+static int msg_stream(GCM_CTX *c)
+{
     if (c->stream != NULL)
         return 1;
-    kaio_count_fallback(ka_key_in_kernel(c->base.key, &why) ? KAIO_R_PATTERN : why, 1);
-    if ((c->stream = ka_key_gcm_stream(c->base.key, c->base.enc, c->msg_iv, c->ivlen)) == NULL)
-        return 0;
-    ok = sw_gcm_aad(c->stream, c->aad, c->aadlen);
-    if (ok && c->one_op && c->savedlen > 0) {
-        /* Same input again: the stream's state now matches what was output. */
-        ok = (scratch = OPENSSL_malloc(c->savedlen)) != NULL
-            && sw_gcm_update(c->stream, c->saved, scratch, c->savedlen);
-        OPENSSL_clear_free(scratch, c->savedlen);
-    }
+    c->stream = gcm_stream_open(c->base.key, c->base.enc, c->msg_iv, c->ivlen, c->aad, c->aadlen,
+                                c->one_op ? c->saved : NULL, c->savedlen);
     c->one_op = 0;
-    return ok;
+    return c->stream != NULL;
 }
 
 static int msg_aad(GCM_CTX *c, const unsigned char *in, size_t len)
@@ -127,22 +146,32 @@ after_data:
     return 0;
 }
 
+/* One whole message as one op. */
+static void gcm_fill_op(struct kaio_op *op, int enc, const unsigned char *iv, size_t ivlen,
+                        const unsigned char *aad, size_t aadlen, const unsigned char *in,
+                        unsigned char *out, size_t len, unsigned char *tag, size_t taglen)
+{
+    memset(op, 0, sizeof(*op));
+    op->encrypt = enc;
+    op->iv = iv;
+    op->ivlen = ivlen;
+    op->aad = aad;
+    op->aadlen = aadlen;
+    op->in = in;
+    op->out = out;
+    op->len = len;
+    op->tag = tag;
+    op->taglen = taglen;
+}
+
 /* One backend op for the whole message so far: AAD buffered, this data, the tag. */
 static int msg_one_op(GCM_CTX *c, const unsigned char *in, unsigned char *out, size_t len,
                       int *status)
 {
-    struct kaio_op op = { 0 };
+    struct kaio_op op;
 
-    op.encrypt = c->base.enc;
-    op.iv = c->msg_iv;
-    op.ivlen = c->ivlen;
-    op.aad = c->aad;
-    op.aadlen = c->aadlen;
-    op.in = in;
-    op.out = out;
-    op.len = len;
-    op.tag = c->tag;
-    op.taglen = c->base.enc ? GCM_TAG : c->taglen;
+    gcm_fill_op(&op, c->base.enc, c->msg_iv, c->ivlen, c->aad, c->aadlen, in, out, len, c->tag,
+                c->base.enc ? GCM_TAG : c->taglen);
     if (!ka_run(c->base.key, &op, 1))
         return 0;
     *status = op.status;
@@ -297,7 +326,7 @@ static int tls_record(GCM_CTX *c, unsigned char *out, size_t *outl, const unsign
 
     *outl = 0;
     if (!c->base.key_set) {
-        ka_raise(c->base.prov, KA_R_NO_KEY_SET, NULL);
+        ka_raise_no_key(&c->base);
         goto done;
     }
     if (in == NULL || out != in || len < GCM_TLS_EXPLICIT + GCM_TAG) {
@@ -345,7 +374,7 @@ static int gcm_process(GCM_CTX *c, unsigned char *out, size_t *outl, const unsig
         return tls_record(c, out, outl, in, len);
     *outl = 0;
     if (!c->base.key_set) {
-        ka_raise(c->base.prov, KA_R_NO_KEY_SET, NULL);
+        ka_raise_no_key(&c->base);
         return 0;
     }
     if (c->iv_state == IV_FINISHED) {
@@ -437,11 +466,14 @@ static int gcm_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsi
 }
 
 static int gcm_set_ctx_params(void *vctx, const OSSL_PARAM params[]);
+static int gcm_pipe_set_tags(GCM_CTX *c, const OSSL_PARAM *param);
+static int gcm_pipe_get_tags(GCM_CTX *c, const OSSL_PARAM *param);
 
 static int gcm_init(GCM_CTX *c, const unsigned char *key, size_t keylen, const unsigned char *iv,
                     size_t ivlen, const OSSL_PARAM params[], int enc)
 {
     c->base.enc = enc;
+    c->base.pipeline = 0;
     if (iv != NULL) {
         if (ivlen == 0 || ivlen > GCM_IV_MAX) {
             ka_raise(c->base.prov, KA_R_INVALID_IV_LENGTH, "%zu bytes (1 to 128 allowed)", ivlen);
@@ -478,6 +510,9 @@ static int gcm_get_ctx_params(void *vctx, OSSL_PARAM params[])
     const char *iv_keys[] = { OSSL_CIPHER_PARAM_IV, OSSL_CIPHER_PARAM_UPDATED_IV };
     size_t i;
 
+    if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_PIPELINE_AEAD_TAG)) != NULL
+        && !gcm_pipe_get_tags(c, p))
+        return 0;
     if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_IVLEN)) != NULL
         && !OSSL_PARAM_set_size_t(p, c->ivlen))
         goto fail;
@@ -536,6 +571,9 @@ static int gcm_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 
     if (params == NULL)
         return 1;
+    if ((p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_PIPELINE_AEAD_TAG)) != NULL
+        && !gcm_pipe_set_tags(c, p))
+        return 0;
     if ((p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_AEAD_TAG)) != NULL) {
         unsigned char tag[GCM_TAG];
         void *vp = tag;
@@ -597,6 +635,7 @@ static const OSSL_PARAM gcm_gettable_ctx[] = {
     OSSL_PARAM_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, NULL, 0),
     OSSL_PARAM_size_t(OSSL_CIPHER_PARAM_AEAD_TLS1_AAD_PAD, NULL),
     OSSL_PARAM_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_GET_IV_GEN, NULL, 0),
+    OSSL_PARAM_octet_ptr(OSSL_CIPHER_PARAM_PIPELINE_AEAD_TAG, NULL, 0),
     OSSL_PARAM_END
 };
 
@@ -606,6 +645,7 @@ static const OSSL_PARAM gcm_settable_ctx[] = {
     OSSL_PARAM_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_AAD, NULL, 0),
     OSSL_PARAM_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED, NULL, 0),
     OSSL_PARAM_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_SET_IV_INV, NULL, 0),
+    OSSL_PARAM_octet_ptr(OSSL_CIPHER_PARAM_PIPELINE_AEAD_TAG, NULL, 0),
     OSSL_PARAM_END
 };
 
@@ -670,6 +710,232 @@ static void *gcm_dupctx(void *vctx)
     return d;
 }
 
+/*
+ * Pipelines: each pipe is one message. Its AAD is buffered and goes with its
+ * data in one op, so a data update is one batch of one op per pipe, and a
+ * final is at most one batch (pipes with AAD only). Patterns one op can't
+ * express (more data after the op, decrypting before the tag is known, a
+ * tag changed after the op) move that pipe to a software stream, counted,
+ * as the single-record code does. A pipe that fails verification in its op
+ * never releases plaintext: the output is wiped and the final fails.
+ */
+static int gcm_pipe_init(void *vctx, const unsigned char *key, size_t keylen, size_t numpipes,
+                         const unsigned char **iv, size_t ivlen, const OSSL_PARAM params[], int enc)
+{
+    GCM_CTX *c = vctx;
+
+    return ka_pipe_init(&c->base, key, keylen, numpipes, iv, ivlen, 1, GCM_IV_MAX, enc)
+        && gcm_set_ctx_params(c, params);
+}
+
+static int gcm_pipe_einit(void *vctx, const unsigned char *key, size_t keylen, size_t numpipes,
+                          const unsigned char **iv, size_t ivlen, const OSSL_PARAM params[])
+{
+    return gcm_pipe_init(vctx, key, keylen, numpipes, iv, ivlen, params, 1);
+}
+
+static int gcm_pipe_dinit(void *vctx, const unsigned char *key, size_t keylen, size_t numpipes,
+                          const unsigned char **iv, size_t ivlen, const OSSL_PARAM params[])
+{
+    return gcm_pipe_init(vctx, key, keylen, numpipes, iv, ivlen, params, 0);
+}
+
+/* The pipe's message moves to a software stream (replaying its one op, if any). */
+static int gcm_pipe_stream(GCM_CTX *c, KA_PIPES *ps, KA_PIPE *p)
+{
+    if (p->stream != NULL)
+        return 1;
+    p->stream = gcm_stream_open(c->base.key, ps->enc, p->iv, ps->ivlen, p->aad, p->aadlen,
+                                p->one_op ? p->saved : NULL, p->savedlen);
+    p->one_op = 0;
+    return p->stream != NULL;
+}
+
+static int gcm_pipe_aad(GCM_CTX *c, KA_PIPES *ps, size_t n, size_t *outl,
+                        const unsigned char **in, const size_t *inl)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (inl[i] > 0 && ps->pipe[i].data_seen) {
+            ka_raise(c->base.prov, KA_R_AAD_AFTER_DATA, "pipe %zu: GCM AAD must come before the data", i);
+            return 0;
+        }
+    for (i = 0; i < n; i++) {
+        KA_PIPE *p = &ps->pipe[i];
+
+        if (inl[i] == 0)
+            continue;
+        if (!grow(&p->aad, &p->aadcap, p->aadlen + inl[i])) {
+            ka_raise(c->base.prov, KA_R_MALLOC, NULL);
+            return 0;
+        }
+        memcpy(p->aad + p->aadlen, in[i], inl[i]);
+        p->aadlen += inl[i];
+        outl[i] = inl[i];
+    }
+    return 1;
+}
+
+static int gcm_pipe_update(void *vctx, size_t n, unsigned char **out, size_t *outl,
+                           const size_t *outsize, const unsigned char **in, const size_t *inl)
+{
+    GCM_CTX *c = vctx;
+    KA_PIPES *ps;
+    struct kaio_op ops[KA_MAX_PIPES];
+    size_t idx[KA_MAX_PIPES], nops = 0, i, k;
+
+    if ((ps = ka_pipe_check_update(&c->base, n, out, outl, outsize, in, inl, 1)) == NULL)
+        return 0;
+    if (out == NULL)
+        return gcm_pipe_aad(c, ps, n, outl, in, inl);
+    for (i = 0; i < n; i++)
+        if (outsize[i] < inl[i]) {
+            ka_raise(c->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, "pipe %zu: room for %zu bytes, %zu needed",
+                     i, outsize[i], inl[i]);
+            return 0;
+        }
+    for (i = 0; i < n; i++) {
+        KA_PIPE *p = &ps->pipe[i];
+
+        outl[i] = 0;
+        if (inl[i] == 0)
+            continue;
+        if (p->withheld) {
+            /* The message already failed verification: nothing of it is released. */
+            OPENSSL_cleanse(out[i], inl[i]);
+            continue;
+        }
+        if (p->stream == NULL && !p->data_seen && (ps->enc || p->taglen > 0)) {
+            /* Keep the input: if more data follows, the stream replays it. */
+            if (!grow(&p->saved, &p->savedcap, inl[i])) {
+                ka_raise(c->base.prov, KA_R_MALLOC, NULL);
+                return 0;
+            }
+            memcpy(p->saved, in[i], inl[i]);
+            p->savedlen = inl[i];
+            p->data_seen = 1;
+            gcm_fill_op(&ops[nops], ps->enc, p->iv, ps->ivlen, p->aad, p->aadlen, in[i], out[i], inl[i],
+                        p->tag, ps->enc ? GCM_TAG : p->taglen);
+            idx[nops++] = i;
+            continue;
+        }
+        p->data_seen = 1;
+        if (!gcm_pipe_stream(c, ps, p))
+            return 0;
+        if (!sw_gcm_update(p->stream, in[i], out[i], inl[i])) {
+            ka_raise(c->base.prov, KA_R_DATA_TOO_LONG, "pipe %zu: GCM message too long", i);
+            return 0;
+        }
+        outl[i] = inl[i];
+    }
+    if (nops > 0 && !ka_run(c->base.key, ops, nops))
+        return 0;
+    for (k = 0; k < nops; k++) {
+        KA_PIPE *p = &ps->pipe[idx[k]];
+
+        if (ops[k].status == 0) {
+            p->one_op = 1;
+            outl[idx[k]] = inl[idx[k]];
+        } else {
+            OPENSSL_cleanse(out[idx[k]], inl[idx[k]]);
+            p->withheld = 1;
+        }
+    }
+    return 1;
+}
+
+static int gcm_pipe_final(void *vctx, size_t n, unsigned char **out, size_t *outl,
+                          const size_t *outsize)
+{
+    GCM_CTX *c = vctx;
+    KA_PIPES *ps;
+    struct kaio_op ops[KA_MAX_PIPES];
+    size_t idx[KA_MAX_PIPES], nops = 0, i, k;
+    int failed[KA_MAX_PIPES] = { 0 }, ok = 1;
+
+    if ((ps = ka_pipe_check_final(&c->base, n, out, outl, outsize)) == NULL)
+        return 0;
+    for (i = 0; i < n; i++) {
+        KA_PIPE *p = &ps->pipe[i];
+
+        outl[i] = 0;
+        if (p->withheld) {
+            failed[i] = 1;
+        } else if (!ps->enc && p->taglen == 0) {
+            ka_raise(c->base.prov, KA_R_INVALID_TAG, "pipe %zu: no tag set (pipeline-tag) before the final", i);
+            failed[i] = 2;
+        } else if (p->stream != NULL) {
+            if (!sw_gcm_final(p->stream, p->tag, ps->enc ? GCM_TAG : p->taglen))
+                failed[i] = 1;
+        } else if (!p->one_op) {
+            /* AAD only: one op with no data. */
+            gcm_fill_op(&ops[nops], ps->enc, p->iv, ps->ivlen, p->aad, p->aadlen, NULL, NULL, 0, p->tag,
+                        ps->enc ? GCM_TAG : p->taglen);
+            idx[nops++] = i;
+        }
+    }
+    if (nops > 0 && !ka_run(c->base.key, ops, nops))
+        return 0;
+    for (k = 0; k < nops; k++)
+        if (ops[k].status != 0)
+            failed[idx[k]] = 1;
+    for (i = 0; i < n; i++) {
+        if (failed[i] == 1)
+            ka_raise(c->base.prov, KA_R_TAG_MISMATCH, "pipe %zu: GCM tag verification failed", i);
+        if (failed[i])
+            ok = 0;
+        else if (ps->enc)
+            ps->pipe[i].taglen = GCM_TAG;
+    }
+    ps->finished = 1;
+    return ok;
+}
+
+/* "pipeline-tag", decrypting: every pipe's expected tag. */
+static int gcm_pipe_set_tags(GCM_CTX *c, const OSSL_PARAM *param)
+{
+    KA_PIPES *ps = c->base.pipes;
+    unsigned char **tags;
+    size_t taglen, i;
+
+    if (!ka_pipe_tag_param(&c->base, param, &tags, &taglen))
+        return 0;
+    if (ps->enc || ps->finished) {
+        ka_raise(c->base.prov, KA_R_INVALID_TAG, "pipe tags are set to decrypt, before the final");
+        return 0;
+    }
+    for (i = 0; i < ps->n; i++) {
+        KA_PIPE *p = &ps->pipe[i];
+
+        /* Its op verified another tag: this one is checked by a stream over the same message. */
+        if (p->one_op && (taglen != p->taglen || CRYPTO_memcmp(p->tag, tags[i], taglen) != 0)
+            && !gcm_pipe_stream(c, ps, p))
+            return 0;
+        memcpy(p->tag, tags[i], taglen);
+        p->taglen = taglen;
+    }
+    return 1;
+}
+
+/* "pipeline-tag", encrypting: every pipe's tag, after the final. */
+static int gcm_pipe_get_tags(GCM_CTX *c, const OSSL_PARAM *param)
+{
+    KA_PIPES *ps = c->base.pipes;
+    unsigned char **tags;
+    size_t taglen, i;
+
+    if (!ka_pipe_tag_param(&c->base, param, &tags, &taglen))
+        return 0;
+    if (!ps->enc || !ps->finished) {
+        ka_raise(c->base.prov, KA_R_INVALID_TAG, "pipe tags are read after an encryption's final");
+        return 0;
+    }
+    for (i = 0; i < ps->n; i++)
+        memcpy(tags[i], ps->pipe[i].tag, taglen);
+    return 1;
+}
+
 #define GCM_ALG(bits)                                                                        \
     static void *gcm##bits##_newctx(void *provctx)                                           \
     {                                                                                        \
@@ -688,6 +954,10 @@ static void *gcm_dupctx(void *vctx)
         { OSSL_FUNC_CIPHER_UPDATE, (void (*)(void))gcm_update },                            \
         { OSSL_FUNC_CIPHER_FINAL, (void (*)(void))gcm_final },                              \
         { OSSL_FUNC_CIPHER_CIPHER, (void (*)(void))gcm_cipher },                            \
+        { OSSL_FUNC_CIPHER_PIPELINE_ENCRYPT_INIT, (void (*)(void))gcm_pipe_einit },         \
+        { OSSL_FUNC_CIPHER_PIPELINE_DECRYPT_INIT, (void (*)(void))gcm_pipe_dinit },         \
+        { OSSL_FUNC_CIPHER_PIPELINE_UPDATE, (void (*)(void))gcm_pipe_update },              \
+        { OSSL_FUNC_CIPHER_PIPELINE_FINAL, (void (*)(void))gcm_pipe_final },                \
         { OSSL_FUNC_CIPHER_GET_CTX_PARAMS, (void (*)(void))gcm_get_ctx_params },            \
         { OSSL_FUNC_CIPHER_SET_CTX_PARAMS, (void (*)(void))gcm_set_ctx_params },            \
         { OSSL_FUNC_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))gcm_gettable_ctx_params },  \

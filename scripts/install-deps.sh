@@ -5,6 +5,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config libssl-dev openssl libaio-dev check   # build
   python3-cryptography-vectors                                           # NIST CAVP vectors
+  curl                                                                   # TLS interop client (test/tls)
   qemu-system-x86 busybox-static cpio kmod xz-utils                      # kernel lab
   dpkg-dev devscripts                                                    # OpenSSL 3.5 from source
 )

@@ -111,6 +111,16 @@ void kaio_set_fd_budget(unsigned int fds);
  * "sync" backend. */
 void kaio_set_aio_disabled(int disabled);
 
+/*
+ * Exact batching (off by default): the CBC decryptions of a batch run as ONE
+ * kernel operation over their ciphertexts (scatter/gather, no copies), then
+ * each record's first block is fixed up in user space:
+ * P1 = D(C1) xor IV_i = kernel_output_block xor prev_last_C xor IV_i.
+ * KAIO_C_KERNEL_OPS counts kernel operations, KAIO_C_OPS_* records, so the
+ * saving is visible. Results are identical either way.
+ */
+void kaio_set_coalesce(int on);
+
 /* ---------------- keys and batches ---------------- */
 
 struct kaio_key;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include <openssl/err.h>
+#include <openssl/params.h>
 #include <openssl/provider.h>
 
 #include "kcapi-aio/names.h"
@@ -146,5 +147,24 @@ int tu_same(const char *what, const unsigned char *a, size_t alen,
     if (i == n && alen == blen)
         return 1;
     fprintf(stderr, "%s: differ at offset %zu (lengths %zu vs %zu)\n", what, i, alen, blen);
+    return 0;
+}
+
+uint64_t tu_counter(const char *name)
+{
+    char text[8192] = "";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_string(KCAPI_AIO_PARAM_COUNTERS, text, sizeof(text)),
+        OSSL_PARAM_END
+    };
+    OSSL_PROVIDER *p = OSSL_PROVIDER_load(tu_ours(), KCAPI_AIO_NAME);
+    size_t n = strlen(name);
+    const char *line;
+
+    ck_assert_msg(p != NULL && OSSL_PROVIDER_get_params(p, params), "counters: %s", tu_errors());
+    OSSL_PROVIDER_unload(p);
+    for (line = text; line != NULL && *line != '\0'; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == '=')
+            return strtoull(line + n + 1, NULL, 10);
     return 0;
 }

@@ -20,6 +20,10 @@ EVP_CIPHER *tu_fetch(OSSL_LIB_CTX *lc, const char *name);
 /* Directory holding kcapi-aio.so (and the test programs). */
 const char *tu_module_dir(void);
 
+/* One kcapi-aio counter ("ops_software", "fallback[AIO unavailable]", ...)
+ * read from the provider's "kcapi-aio-counters" param; 0 if absent. */
+uint64_t tu_counter(const char *name);
+
 /* Reproducible randomness: seeded from $TU_SEED (printed once) or the clock. */
 uint64_t tu_seed(void);
 uint32_t tu_rand32(void);

@@ -171,6 +171,38 @@ START_TEST(aio_disabled_runs_sync)
 }
 END_TEST
 
+/* CBC decryptions of a batch as one kernel operation: same bytes, fewer
+ * kernel operations. */
+START_TEST(coalesced_cbc_decrypt)
+{
+    size_t n = 1 + (size_t)_i * 31 / 7, i, enc = 0, dec = 0;
+    struct et_shape sh = { -1, -1, 300, 0, 0, 1 };
+    struct et_batch b;
+    struct kaio_key *k;
+    struct kaio_counters c;
+
+    kaio_set_coalesce(1);
+    if (_i == 7)
+        kaio_set_chunk_limit(1024); /* several groups, and splits */
+    et_make(&b, KAIO_CBC, 16 + 8 * (size_t)(_i % 3), n, &sh);
+    for (i = 0; i < n; i++) {
+        enc += b.ops[i].encrypt && b.ops[i].len;
+        dec += !b.ops[i].encrypt && b.ops[i].len;
+    }
+    k = et_key(&b);
+    kaio_counters_reset();
+    ck_assert_uint_eq(kaio_key_run(k, b.ops, n, _i % 2 ? KAIO_PATH_SYNC : KAIO_PATH_AIO), 0);
+    kaio_counters_get(&c);
+    et_check(&b, "coalesced");
+    if (_i < 7)
+        ck_assert_uint_eq(c.c[KAIO_C_KERNEL_OPS], enc + (dec >= 2 ? 1 : dec));
+    printf("coalesce: %zu records (%zu decrypt) in %llu kernel operations\n", n, dec,
+           (unsigned long long)c.c[KAIO_C_KERNEL_OPS]);
+    kaio_key_free(k);
+    et_free(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("engine_cipher");
@@ -183,6 +215,7 @@ int main(void)
     tcase_add_loop_test(t, empty_records, 0, 2);
     tcase_add_test(t, bad_ops_not_run);
     tcase_add_test(t, aio_disabled_runs_sync);
+    tcase_add_loop_test(t, coalesced_cbc_decrypt, 0, 8);
     suite_add_tcase(s, t);
     return et_main(s, "engine_cipher");
 }

@@ -47,7 +47,7 @@ tls_make_cert "$OPENSSL"
 head -c 1024 /dev/urandom >tiny.bin
 head -c $((MIB << 20)) /dev/urandom >bulk.bin
 
-declare -A port conf
+declare -A port conf pid
 conf[default]=/dev/null
 conf[kcapi]=$work/kcapi.cnf
 
@@ -60,15 +60,13 @@ serve() {
         -cert cert.pem -key key.pem -WWW ${n:+-naccept "$n"} </dev/null \
         >"srv-$v-$tag.out" 2>"srv-$v-$tag.err" &
     pids+=($!)
-    eval "pid_$v=$!"
+    pid[$v]=$!
     port[$v]=$(tls_wait_port "$!" "srv-$v-$tag.out") || die "s_server ($v) did not start"
 }
 # unserve VARIANT: stop a server that has no -naccept.
 unserve() {
-    local p
-    p=$(eval "echo \$pid_$1")
-    kill "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
+    kill "${pid[$1]}" 2>/dev/null || true
+    wait "${pid[$1]}" 2>/dev/null || true
 }
 
 now() { date +%s.%N; }
@@ -79,7 +77,7 @@ serve default probe 1
 resp_len=$(printf 'GET /tiny.bin HTTP/1.0\r\n\r\n' |
     OPENSSL_CONF=/dev/null "$OPENSSL" s_client -connect "127.0.0.1:${port[default]}" -quiet 2>/dev/null |
     wc -c)
-wait "$pid_default" 2>/dev/null || true
+wait "${pid[default]}" 2>/dev/null || true
 ((resp_len > 1024)) || die "cannot fetch tiny.bin ($resp_len bytes)"
 
 results=()
@@ -124,13 +122,14 @@ bulk() {
                     -quiet "$@" >resp.bin 2>client.err || die "s_client ($v, $name) failed: $(tail -n 3 client.err)"
             t1=$(now)
             body=$(($(stat -c %s resp.bin) - size))
-            ((body > 0)) && tail -c "$size" resp.bin | cmp -s - bulk.bin ||
+            if ((body <= 0)) || ! tail -c "$size" resp.bin | cmp -s - bulk.bin; then
                 die "bulk ($v, $name): the body differs from bulk.bin"
+            fi
             vals[$v]+="$(awk -v m="$MIB" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", m / (b - a)}') "
         done
     done
     # Both servers exit after RUNS connections: the kcapi-aio one prints its counters.
-    wait "$pid_default" "$pid_kcapi" 2>/dev/null || true
+    wait "${pid[default]}" "${pid[kcapi]}" 2>/dev/null || true
     stats=srv-kcapi-bulk-${#results[@]}.err
     ops=$(tls_counter "$stats" ops_aio ops_sync ops_software)
     bytes=$(tls_counter "$stats" bytes_kernel bytes_software)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by tls-sserver.sh and bench-tls.sh (sourced, bash).
 
 # tls_make_conf OUT MODULE_DIR SOURCE_DIR: the repo's kcapi-aio.cnf, loading

@@ -184,7 +184,7 @@ for s in "${suites[@]}"; do
     stop_server 30 || ok=0
     if [[ $ours == yes ]]; then
         # Each side encrypted or decrypted every byte it served or fetched.
-        check_stats "$name server" srv.err "$((BIG / 16384 * clients))" "$((BIG * clients))"
+        check_stats "$name server" srv.err "$((BIG * clients / 16384))" "$((BIG * clients))"
         check_stats "$name s_client" big.s_client.err "$((BIG / 16384))" "$BIG"
     elif ((!DEFAULT_ONLY)); then
         note "$name: kcapi-aio server ops=$(tls_counter srv.err ops_aio ops_sync ops_software)" \

@@ -1,0 +1,260 @@
+/*
+ * Which path did the work, seen through kcapi-aio's own counters: with AF_ALG,
+ * CBC, CTR and 12-byte-IV GCM records run in the kernel with zero software
+ * fallbacks, on the path the backend setting asks for; what the kernel can't
+ * do (other GCM IV lengths, streaming GCM, a missing module, missing AIO) runs
+ * in software or sync with its reason counted. Output bytes always equal the
+ * default provider's.
+ *
+ * Environment: KCAPI_AIO_BACKEND (aio, sync, auto), KLAB_SCENARIO (default,
+ * no-gcm, no-aio: what the kernel lab took away).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kcapi-aio/engine.h"
+#include <openssl/provider.h>
+#include "testutil.h"
+
+#ifndef AF_ALG
+#define AF_ALG 38
+#endif
+
+static const char *scenario(void)
+{
+    const char *s = getenv("KLAB_SCENARIO");
+    return s != NULL ? s : "default";
+}
+
+static const char *backend(void)
+{
+    const char *s = getenv("KCAPI_AIO_BACKEND");
+    return s != NULL && *s ? s : "auto";
+}
+
+struct snap {
+    uint64_t aio, sync, sw, fb[KAIO_NREASONS];
+};
+
+static void snap(struct snap *s)
+{
+    char name[128];
+    int r;
+
+    s->aio = tu_counter("ops_aio");
+    s->sync = tu_counter("ops_sync");
+    s->sw = tu_counter("ops_software");
+    for (r = 1; r < KAIO_NREASONS; r++) {
+        snprintf(name, sizeof(name), "fallback[%s]", kaio_reason_name(r));
+        s->fb[r] = tu_counter(name);
+    }
+}
+
+/* One record through ordinary EVP calls, both providers; bytes must agree. */
+static void one_record(const char *cipher, size_t len, size_t ivlen, int two_updates)
+{
+    EVP_CIPHER *ours = tu_fetch(tu_ours(), cipher), *ref = tu_fetch(tu_ref(), cipher);
+    int gcm = strstr(cipher, "GCM") != NULL, pass;
+    unsigned char key[32], iv[16], aad[13], *pt = malloc(len + 1), *ct[2], *back = malloc(len + 32);
+    unsigned char tag[2][16];
+    int ctl[2] = { 0, 0 };
+
+    tu_rand_bytes(key, sizeof(key));
+    tu_rand_bytes(iv, sizeof(iv));
+    tu_rand_bytes(aad, sizeof(aad));
+    tu_rand_bytes(pt, len);
+    for (pass = 0; pass < 2; pass++) {
+        EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+        int n = 0, m = 0, k = 0;
+        size_t half = two_updates ? len / 2 : len;
+
+        ct[pass] = malloc(len + 32);
+        ck_assert(EVP_EncryptInit_ex2(x, pass ? ref : ours, NULL, NULL, NULL));
+        if (gcm)
+            ck_assert(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_SET_IVLEN, (int)ivlen, NULL));
+        ck_assert(EVP_EncryptInit_ex2(x, NULL, key, iv, NULL));
+        if (gcm)
+            ck_assert(EVP_EncryptUpdate(x, NULL, &k, aad, sizeof(aad)));
+        ck_assert_msg(EVP_EncryptUpdate(x, ct[pass], &n, pt, (int)half), "%s", tu_errors());
+        if (two_updates)
+            ck_assert(EVP_EncryptUpdate(x, ct[pass] + n, &k, pt + half, (int)(len - half)));
+        else
+            k = 0;
+        ck_assert_msg(EVP_EncryptFinal_ex(x, ct[pass] + n + k, &m), "%s", tu_errors());
+        ctl[pass] = n + k + m;
+        if (gcm)
+            ck_assert(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_GET_TAG, 16, tag[pass]));
+        EVP_CIPHER_CTX_free(x);
+    }
+    ck_assert_msg(ctl[0] == ctl[1] && tu_same(cipher, ct[0], (size_t)ctl[0], ct[1], (size_t)ctl[1]),
+                  "%s len %zu: ciphertext differs from the default provider", cipher, len);
+    ck_assert(!gcm || memcmp(tag[0], tag[1], 16) == 0);
+    {
+        /* Decrypt with ours, tag set before the data (TLS 1.3's order). */
+        EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+        int n = 0, m = 0, k = 0;
+
+        ck_assert(EVP_DecryptInit_ex2(x, ours, NULL, NULL, NULL));
+        if (gcm) {
+            ck_assert(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_SET_IVLEN, (int)ivlen, NULL));
+            ck_assert(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_SET_TAG, 16, tag[0]));
+        }
+        ck_assert(EVP_DecryptInit_ex2(x, NULL, key, iv, NULL));
+        if (gcm)
+            ck_assert(EVP_DecryptUpdate(x, NULL, &k, aad, sizeof(aad)));
+        ck_assert_msg(EVP_DecryptUpdate(x, back, &n, ct[0], ctl[0]), "%s", tu_errors());
+        ck_assert_msg(EVP_DecryptFinal_ex(x, back + n, &m), "%s: %s", cipher, tu_errors());
+        ck_assert_msg((size_t)(n + m) == len && memcmp(back, pt, len) == 0, "%s: round trip", cipher);
+        EVP_CIPHER_CTX_free(x);
+    }
+    free(pt);
+    free(ct[0]);
+    free(ct[1]);
+    free(back);
+    EVP_CIPHER_free(ours);
+    EVP_CIPHER_free(ref);
+}
+
+static const size_t lens[] = { 1, 16, 100, 256, 4096, 16384, 70000 };
+
+static void records(const char *cipher)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+        one_record(cipher, lens[i], 12, 0);
+}
+
+/* The kernel did the work on the path the backend setting asks for. */
+static void expect_kernel(const struct snap *a, const struct snap *b, const char *what)
+{
+    uint64_t aio = b->aio - a->aio, sync = b->sync - a->sync;
+    int r, no_aio = strcmp(scenario(), "no-aio") == 0;
+
+    ck_assert_msg(b->sw == a->sw, "%s: %llu ops ran in software", what,
+                  (unsigned long long)(b->sw - a->sw));
+    for (r = 1; r < KAIO_NREASONS; r++)
+        if (r != KAIO_R_AIO_UNAVAILABLE)
+            ck_assert_msg(b->fb[r] == a->fb[r], "%s: fallback '%s' counted", what, kaio_reason_name(r));
+    ck_assert_msg(aio + sync > 0, "%s: no kernel operations counted", what);
+    if (strcmp(backend(), "sync") == 0)
+        ck_assert_msg(aio == 0, "%s: AIO used with backend=sync", what);
+    if (strcmp(backend(), "aio") == 0 && !no_aio)
+        ck_assert_msg(sync == 0 && aio > 0, "%s: backend=aio but %llu sync ops", what,
+                      (unsigned long long)sync);
+    if (strcmp(backend(), "aio") == 0 && no_aio)
+        ck_assert_msg(aio == 0 && b->fb[KAIO_R_AIO_UNAVAILABLE] > a->fb[KAIO_R_AIO_UNAVAILABLE],
+                      "%s: without AIO, backend=aio must run sync and say so", what);
+}
+
+START_TEST(cbc_ctr_in_kernel)
+{
+    static const char *const ciphers[] = { "AES-128-CBC", "AES-192-CBC", "AES-256-CBC",
+                                           "AES-128-CTR", "AES-192-CTR", "AES-256-CTR" };
+    struct snap a, b;
+
+    snap(&a);
+    records(ciphers[_i]);
+    snap(&b);
+    expect_kernel(&a, &b, ciphers[_i]);
+}
+END_TEST
+
+START_TEST(gcm_in_kernel_or_reasoned)
+{
+    static const char *const ciphers[] = { "AES-128-GCM", "AES-192-GCM", "AES-256-GCM" };
+    struct snap a, b;
+
+    snap(&a);
+    records(ciphers[_i]);
+    snap(&b);
+    if (strcmp(scenario(), "no-gcm") == 0) {
+        ck_assert_msg(b.aio == a.aio && b.sync == a.sync && b.sw > a.sw,
+                      "no gcm(aes): GCM must run in software only");
+        ck_assert_msg(b.fb[KAIO_R_ALG_MISSING] > a.fb[KAIO_R_ALG_MISSING],
+                      "no gcm(aes): the reason must be counted");
+    } else {
+        expect_kernel(&a, &b, ciphers[_i]);
+    }
+}
+END_TEST
+
+START_TEST(gcm_other_iv_length)
+{
+    struct snap a, b;
+
+    snap(&a);
+    one_record("AES-128-GCM", 1000, 16, 0);
+    one_record("AES-256-GCM", 1000, 8, 0);
+    snap(&b);
+    ck_assert(b.sw > a.sw);
+    if (strcmp(scenario(), "no-gcm") != 0)
+        ck_assert_msg(b.fb[KAIO_R_IV_LENGTH] > a.fb[KAIO_R_IV_LENGTH], "IV length reason not counted");
+}
+END_TEST
+
+START_TEST(gcm_streaming_pattern)
+{
+    struct snap a, b;
+
+    snap(&a);
+    one_record("AES-128-GCM", 5000, 12, 1);
+    snap(&b);
+    if (strcmp(scenario(), "no-gcm") != 0)
+        ck_assert_msg(b.fb[KAIO_R_PATTERN] > a.fb[KAIO_R_PATTERN], "pattern reason not counted");
+}
+END_TEST
+
+START_TEST(report_tells)
+{
+    char report[8192] = "";
+    OSSL_PARAM params[] = { OSSL_PARAM_utf8_string("kcapi-aio-report", report, sizeof(report)),
+                            OSSL_PARAM_END };
+    OSSL_PROVIDER *p = OSSL_PROVIDER_load(tu_ours(), "kcapi-aio");
+
+    ck_assert(p != NULL && OSSL_PROVIDER_get_params(p, params));
+    OSSL_PROVIDER_unload(p);
+    ck_assert_msg(strstr(report, "AF_ALG: yes") != NULL, "%s", report);
+    if (strcmp(scenario(), "no-aio") == 0)
+        ck_assert_msg(strstr(report, "AIO: no") != NULL, "%s", report);
+    else
+        ck_assert_msg(strstr(report, "AIO: yes") != NULL, "%s", report);
+    if (strcmp(scenario(), "no-gcm") == 0)
+        ck_assert_msg(strstr(report, "gcm(aes): kernel lacks it") != NULL, "%s", report);
+}
+END_TEST
+
+int main(void)
+{
+    int fd = socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    Suite *s = suite_create("kernel paths");
+    TCase *tc = tcase_create("paths");
+    SRunner *sr;
+    int failed;
+
+    if (fd < 0) {
+        printf("SKIP: this kernel has no AF_ALG (%s); the kernel lab runs these tests\n",
+               strerror(errno));
+        return 77;
+    }
+    close(fd);
+    printf("backend=%s scenario=%s\n", backend(), scenario());
+    tcase_set_timeout(tc, 1200);
+    tcase_add_loop_test(tc, cbc_ctr_in_kernel, 0, 6);
+    tcase_add_loop_test(tc, gcm_in_kernel_or_reasoned, 0, 3);
+    tcase_add_test(tc, gcm_other_iv_length);
+    tcase_add_test(tc, gcm_streaming_pattern);
+    tcase_add_test(tc, report_tells);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    /* The counters are per process: run the cases in this one. */
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
