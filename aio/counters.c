@@ -55,6 +55,7 @@ const char *kaio_reason_name(enum kaio_reason r)
         [KAIO_R_PATTERN] = "usage pattern one kernel operation cannot express",
         [KAIO_R_SMALL_RECORD] = "record below kernel_min_bytes",
         [KAIO_R_TAG_LENGTH] = "tag length the kernel rejects",
+        [KAIO_R_TAG_REPLAY] = "tag mismatch, plaintext redone in software",
     };
 
     return (unsigned)r < KAIO_NREASONS && names[r] != NULL ? names[r] : "unknown";

@@ -44,6 +44,7 @@ typedef struct {
     size_t aadlen, aadcap;
     int data_seen;                 /* some data was processed */
     int one_op;                    /* the data so far went through one backend op */
+    int tag_counted;               /* that op's tag failure is already counted */
     unsigned char *saved;          /* that op's input, in case the message continues */
     size_t savedlen, savedcap;
     SW_GCM *stream;                /* software stream, once the pattern needs one */
@@ -72,6 +73,7 @@ static void msg_start(GCM_CTX *c)
     c->aadlen = 0;
     c->data_seen = 0;
     c->one_op = 0;
+    c->tag_counted = 0;
     c->savedlen = 0;
     sw_gcm_free(c->stream);
     c->stream = NULL;
@@ -83,14 +85,15 @@ static void msg_start(GCM_CTX *c)
  */
 static SW_GCM *gcm_stream_open(KA_KEY *key, int enc, const unsigned char *iv, size_t ivlen,
                                const unsigned char *aad, size_t aadlen,
-                               const unsigned char *saved, size_t savedlen)
+                               const unsigned char *saved, size_t savedlen,
+                               enum kaio_reason in_kernel_why)
 {
     unsigned char *scratch = NULL;
     enum kaio_reason why;
     SW_GCM *s;
     int ok;
 
-    kaio_count_fallback(ka_key_in_kernel(key, &why) ? KAIO_R_PATTERN : why, 1);
+    kaio_count_fallback(ka_key_in_kernel(key, &why) ? in_kernel_why : why, 1);
     if ((s = ka_key_gcm_stream(key, enc, iv, ivlen)) == NULL)
         return NULL;
     ok = sw_gcm_aad(s, aad, aadlen);
@@ -108,12 +111,12 @@ static SW_GCM *gcm_stream_open(KA_KEY *key, int enc, const unsigned char *iv, si
 }
 
 /* Moves the message to a software stream, replaying what one op already did. */
-static int msg_stream(GCM_CTX *c)
+static int msg_stream(GCM_CTX *c, enum kaio_reason in_kernel_why)
 {
     if (c->stream != NULL)
         return 1;
     c->stream = gcm_stream_open(c->base.key, c->base.enc, c->msg_iv, c->ivlen, c->aad, c->aadlen,
-                                c->one_op ? c->saved : NULL, c->savedlen);
+                                c->one_op ? c->saved : NULL, c->savedlen, in_kernel_why);
     c->one_op = 0;
     return c->stream != NULL;
 }
@@ -124,7 +127,7 @@ static int msg_aad(GCM_CTX *c, const unsigned char *in, size_t len)
         if (c->data_seen)
             goto after_data;
         if ((c->aadlen + len > GCM_AAD_BUFFER_MAX || !ka_key_in_kernel(c->base.key, NULL))
-            && !msg_stream(c))
+            && !msg_stream(c, KAIO_R_PATTERN))
             return 0;
     }
     if (c->stream != NULL) {
@@ -206,11 +209,12 @@ static int msg_data(GCM_CTX *c, const unsigned char *in, unsigned char *out, siz
          */
         c->one_op = 0;
         c->savedlen = 0;
-        if (!msg_stream(c))
+        c->tag_counted = 1;
+        if (!msg_stream(c, KAIO_R_TAG_REPLAY))
             return 0;
         return sw_gcm_update(c->stream, c->saved, out, len);
     }
-    if (c->stream == NULL && !msg_stream(c))
+    if (c->stream == NULL && !msg_stream(c, KAIO_R_PATTERN))
         return 0;
     c->data_seen = 1;
     if (!sw_gcm_update(c->stream, in, out, len)) {
@@ -237,6 +241,8 @@ static int msg_final(GCM_CTX *c)
             return 0;
     }
     if (status != 0) {
+        if (c->stream != NULL && !c->tag_counted)
+            kaio_count(KAIO_C_TAG_FAILURES, 1);
         ka_raise(c->base.prov, KA_R_TAG_MISMATCH, "GCM tag verification failed");
         return 0;
     }
@@ -717,7 +723,9 @@ static void *gcm_dupctx(void *vctx)
  * express (more data after the op, decrypting before the tag is known, a
  * tag changed after the op) move that pipe to a software stream, counted,
  * as the single-record code does. A pipe that fails verification in its op
- * never releases plaintext: the output is wiped and the final fails.
+ * never releases plaintext: the output is wiped and the final fails. Only
+ * if more data follows (the tag covered more than that op) is the message
+ * replayed in a stream, and the withheld bytes come out with the next ones.
  */
 static int gcm_pipe_init(void *vctx, const unsigned char *key, size_t keylen, size_t numpipes,
                          const unsigned char **iv, size_t ivlen, const OSSL_PARAM params[], int enc)
@@ -746,9 +754,31 @@ static int gcm_pipe_stream(GCM_CTX *c, KA_PIPES *ps, KA_PIPE *p)
     if (p->stream != NULL)
         return 1;
     p->stream = gcm_stream_open(c->base.key, ps->enc, p->iv, ps->ivlen, p->aad, p->aadlen,
-                                p->one_op ? p->saved : NULL, p->savedlen);
+                                p->one_op ? p->saved : NULL, p->savedlen, KAIO_R_PATTERN);
     p->one_op = 0;
     return p->stream != NULL;
+}
+
+/*
+ * More data for a pipe whose op failed verification: the tag covers a longer
+ * message. Its stream replays the withheld input into out, then this input
+ * (copied first: in place, the replay overwrites it).
+ */
+static int gcm_pipe_resume(GCM_CTX *c, KA_PIPES *ps, KA_PIPE *p, unsigned char *out,
+                           const unsigned char *in, size_t inl)
+{
+    unsigned char *copy = ka_pipe_scratch(&c->base, inl);
+    int ok;
+
+    if (copy == NULL)
+        return 0;
+    memcpy(copy, in, inl);
+    ok = gcm_pipe_stream(c, ps, p) && sw_gcm_update(p->stream, p->saved, out, p->savedlen)
+        && sw_gcm_update(p->stream, copy, out + p->savedlen, inl);
+    OPENSSL_clear_free(copy, inl);
+    if (!ok)
+        ka_raise(c->base.prov, KA_R_BACKEND, "GCM stream for a continued pipe");
+    return ok;
 }
 
 static int gcm_pipe_aad(GCM_CTX *c, KA_PIPES *ps, size_t n, size_t *outl,
@@ -789,21 +819,26 @@ static int gcm_pipe_update(void *vctx, size_t n, unsigned char **out, size_t *ou
         return 0;
     if (out == NULL)
         return gcm_pipe_aad(c, ps, n, outl, in, inl);
-    for (i = 0; i < n; i++)
-        if (outsize[i] < inl[i]) {
+    for (i = 0; i < n; i++) {
+        size_t need = inl[i] + (inl[i] > 0 && ps->pipe[i].withheld ? ps->pipe[i].savedlen : 0);
+
+        if (outsize[i] < need) {
             ka_raise(c->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, "pipe %zu: room for %zu bytes, %zu needed",
-                     i, outsize[i], inl[i]);
+                     i, outsize[i], need);
             return 0;
         }
+    }
     for (i = 0; i < n; i++) {
         KA_PIPE *p = &ps->pipe[i];
 
         outl[i] = 0;
         if (inl[i] == 0)
             continue;
+        if (p->withheld && !gcm_pipe_resume(c, ps, p, out[i], in[i], inl[i]))
+            return 0;
         if (p->withheld) {
-            /* The message already failed verification: nothing of it is released. */
-            OPENSSL_cleanse(out[i], inl[i]);
+            outl[i] = p->savedlen + inl[i];
+            p->withheld = 0;
             continue;
         }
         if (p->stream == NULL && !p->data_seen && (ps->enc || p->taglen > 0)) {

@@ -44,6 +44,8 @@ enum kaio_reason {
     KAIO_R_PATTERN,          /* a usage pattern one kernel op cannot express (GCM streaming) */
     KAIO_R_SMALL_RECORD,     /* below the configured kernel size threshold */
     KAIO_R_TAG_LENGTH,       /* GCM tag length the kernel rejects */
+    KAIO_R_TAG_REPLAY,       /* GCM tag failed in one op: software redoes it to release the
+                                plaintext at update, as OpenSSL does (final still fails) */
     KAIO_NREASONS
 };
 

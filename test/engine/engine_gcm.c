@@ -125,7 +125,7 @@ START_TEST(empty_parts)
 {
     enum kaio_path path = _i ? KAIO_PATH_SYNC : KAIO_PATH_AIO;
     static const size_t shapes[][2] = { { 0, 0 }, { 0, 20 }, { 33, 0 }, { 16, 0 }, { 0, 1 } };
-    struct et_shape sh = { 1, 0, 40, 10, 16, 1 };
+    struct et_shape sh = { 1, 0, 40, 20, 16, 1 };
     struct et_batch b;
     struct kaio_key *k;
     size_t i, enc, n = sizeof(shapes) / sizeof(shapes[0]);
@@ -187,6 +187,8 @@ START_TEST(too_large)
         b.ops[i].aadlen = 100;
         b.ops[i].len = max - 100 - 16 + i;
         r->orig = realloc(r->orig, b.ops[i].len);
+        if (r->out != r->in)
+            free(r->out);
         r->in = realloc(r->in, b.ops[i].len);
         r->ref = realloc(r->ref, b.ops[i].len);
         r->out = r->in;

@@ -83,6 +83,8 @@ START_TEST(megabyte)
 
         b.ops[i].len = len;
         r->orig = realloc(r->orig, len);
+        if (r->out != r->in)
+            free(r->out);
         r->in = r->out = realloc(r->in, len);
         r->ref = realloc(r->ref, len);
         b.ops[i].in = b.ops[i].out = r->in;

@@ -126,7 +126,7 @@ static void make_op(struct et_batch *b, size_t i, const struct et_shape *s)
         op->aadlen = tu_rand_below(s->maxaad + 1);
         if (!s->allow_empty && op->aadlen == 0 && len == 0)
             op->aadlen = 1;
-        r->aad = malloc(op->aadlen ? op->aadlen : 1);
+        r->aad = malloc((s->maxaad > op->aadlen ? s->maxaad : op->aadlen) + 1);
         ck_assert(r->aad != NULL);
         tu_rand_bytes(r->aad, op->aadlen);
         op->aad = r->aad;

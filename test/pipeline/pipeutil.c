@@ -1,6 +1,8 @@
 #include "pipeutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <openssl/err.h>
 #include <string.h>
 #include <openssl/core_names.h>
 #include <openssl/provider.h>
@@ -99,4 +101,25 @@ void pu_counters(struct pu_counters *c)
     c->ops = field(buf, "ops_aio") + field(buf, "ops_sync") + c->ops_sw;
     c->io_submit = field(buf, "io_submit_calls");
     c->kernel_ops = field(buf, "kernel_ops");
+}
+
+const char *pu_errors(void)
+{
+    static char line[2048];
+    size_t used = 0;
+    unsigned long e;
+    const char *data;
+    int flags;
+
+    line[0] = '\0';
+    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0 && used + 2 < sizeof(line)) {
+        const char *reason = ERR_reason_error_string(e);
+
+        used += (size_t)snprintf(line + used, sizeof(line) - used, "%s%s%s%s", used ? " | " : "",
+                                 reason != NULL ? reason : "?", (flags & ERR_TXT_STRING) ? ": " : "",
+                                 (flags & ERR_TXT_STRING) ? data : "");
+        if (used >= sizeof(line))
+            used = sizeof(line) - 1;
+    }
+    return line;
 }
