@@ -287,6 +287,12 @@ static size_t cbc_release(int enc, int pad, size_t total)
     return whole;
 }
 
+/* In place, a pipe's output trails its input by what it has buffered. */
+static size_t cbc_pipe_lag(const KA_PIPES *ps, size_t i)
+{
+    return ps->pipe[i].bufsz;
+}
+
 static int cbc_pipe_update(void *vctx, size_t n, unsigned char **out, size_t *outl,
                            const size_t *outsize, const unsigned char **in, const size_t *inl)
 {
@@ -298,7 +304,7 @@ static int cbc_pipe_update(void *vctx, size_t n, unsigned char **out, size_t *ou
     unsigned char *tmp = NULL, *t;
     int ok = 0;
 
-    if ((ps = ka_pipe_check_update(&g->base, n, out, outl, outsize, in, inl, 0)) == NULL)
+    if ((ps = ka_pipe_check_update(&g->base, n, out, outl, outsize, in, inl, 0, cbc_pipe_lag)) == NULL)
         return 0;
     if (g->tlsversion > 0) {
         ka_raise(g->base.prov, KA_R_PIPELINE, "TLS record mode does not pipeline");

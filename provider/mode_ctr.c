@@ -138,7 +138,7 @@ static int ctr_pipe_update(void *vctx, size_t n, unsigned char **out, size_t *ou
     unsigned char *tmp = NULL, *t;
     int ok = 0;
 
-    if ((ps = ka_pipe_check_update(&g->base, n, out, outl, outsize, in, inl, 0)) == NULL)
+    if ((ps = ka_pipe_check_update(&g->base, n, out, outl, outsize, in, inl, 0, NULL)) == NULL)
         return 0;
     for (i = 0; i < n; i++) {
         if (outsize[i] < inl[i]) {

@@ -807,6 +807,12 @@ static int gcm_pipe_aad(GCM_CTX *c, KA_PIPES *ps, size_t n, size_t *outl,
     return 1;
 }
 
+/* In place, a withheld pipe's output trails its input by the withheld bytes. */
+static size_t gcm_pipe_lag(const KA_PIPES *ps, size_t i)
+{
+    return ps->pipe[i].withheld ? ps->pipe[i].savedlen : 0;
+}
+
 static int gcm_pipe_update(void *vctx, size_t n, unsigned char **out, size_t *outl,
                            const size_t *outsize, const unsigned char **in, const size_t *inl)
 {
@@ -815,7 +821,7 @@ static int gcm_pipe_update(void *vctx, size_t n, unsigned char **out, size_t *ou
     struct kaio_op ops[KA_MAX_PIPES];
     size_t idx[KA_MAX_PIPES], nops = 0, i, k;
 
-    if ((ps = ka_pipe_check_update(&c->base, n, out, outl, outsize, in, inl, 1)) == NULL)
+    if ((ps = ka_pipe_check_update(&c->base, n, out, outl, outsize, in, inl, 1, gcm_pipe_lag)) == NULL)
         return 0;
     if (out == NULL)
         return gcm_pipe_aad(c, ps, n, outl, in, inl);

@@ -133,7 +133,9 @@ static KA_PIPES *check_common(KA_CTX *c, size_t numpipes, size_t *outl)
         return NULL;
     }
     if (numpipes != ps->n) {
-        ka_raise(c->prov, KA_R_NUMPIPES, "%zu pipes given, %zu at init", numpipes, ps->n);
+        /* OpenSSL 3.5 passes 0 when EVP_CipherPipeline*Init reused a context without a reset. */
+        ka_raise(c->prov, KA_R_NUMPIPES, "%zu pipes given, %zu at init%s", numpipes, ps->n,
+                 numpipes == 0 ? " (reset a used EVP_CIPHER_CTX before its pipeline init)" : "");
         return NULL;
     }
     if (ps->finished) {
@@ -149,7 +151,7 @@ static KA_PIPES *check_common(KA_CTX *c, size_t numpipes, size_t *outl)
 
 KA_PIPES *ka_pipe_check_update(KA_CTX *c, size_t numpipes, unsigned char **out, size_t *outl,
                                const size_t *outsize, const unsigned char **in, const size_t *inl,
-                               int aad_ok)
+                               int aad_ok, size_t (*lag)(const KA_PIPES *ps, size_t i))
 {
     KA_PIPES *ps = check_common(c, numpipes, outl);
     size_t i;
@@ -176,7 +178,8 @@ KA_PIPES *ka_pipe_check_update(KA_CTX *c, size_t numpipes, unsigned char **out, 
                      in[i] == NULL ? "input" : "output");
             return NULL;
         }
-        if (out != NULL && in[i] != out[i] && (uintptr_t)out[i] < (uintptr_t)in[i] + inl[i]
+        if (out != NULL && in[i] != out[i] && (lag == NULL || out[i] + lag(ps, i) != in[i])
+            && (uintptr_t)out[i] < (uintptr_t)in[i] + inl[i]
             && (uintptr_t)in[i] < (uintptr_t)out[i] + inl[i]) {
             ka_raise(c->prov, KA_R_OVERLAP, "pipe %zu: input and output overlap without being the same buffer", i);
             return NULL;

@@ -69,10 +69,12 @@ int ka_pipe_init(KA_CTX *c, const unsigned char *key, size_t keylen, size_t nump
 /*
  * Checks a pipeline update's arguments against the init; NULL (error raised)
  * when they are unusable. out == NULL (AAD) is accepted only when aad_ok.
+ * lag(ps, i), if not NULL, is how far pipe i's output may trail its input in
+ * one buffer (bytes it holds back), as in-place streaming does.
  */
 KA_PIPES *ka_pipe_check_update(KA_CTX *c, size_t numpipes, unsigned char **out, size_t *outl,
                                const size_t *outsize, const unsigned char **in, const size_t *inl,
-                               int aad_ok);
+                               int aad_ok, size_t (*lag)(const KA_PIPES *ps, size_t i));
 KA_PIPES *ka_pipe_check_final(KA_CTX *c, size_t numpipes, unsigned char **out, size_t *outl,
                               const size_t *outsize);
 

@@ -184,6 +184,7 @@ static void prov_teardown(void *provctx)
     for (m = 0; m < KAIO_NMODES; m++)
         for (k = 0; k < 3; k++)
             EVP_CIPHER_free(p->sw_cipher[m][k]);
+    OSSL_PROVIDER_unload(p->sw_default);
     OSSL_LIB_CTX_free(p->sw_libctx);
     OPENSSL_free(p);
 }
@@ -320,7 +321,8 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     if (!read_config(p))
         goto fail;
     /* Software work runs on libcrypto's default provider, kept private to us. */
-    if ((p->sw_libctx = OSSL_LIB_CTX_new()) == NULL || OSSL_PROVIDER_load(p->sw_libctx, "default") == NULL) {
+    if ((p->sw_libctx = OSSL_LIB_CTX_new()) == NULL
+        || (p->sw_default = OSSL_PROVIDER_load(p->sw_libctx, "default")) == NULL) {
         ka_raise(p, KA_R_BACKEND, "cannot load the default provider for the software backend");
         goto fail;
     }

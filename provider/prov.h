@@ -7,6 +7,7 @@
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 
 #include "kcapi-aio/engine.h"
 
@@ -16,6 +17,7 @@ enum ka_backend { KA_BACKEND_AUTO = 0, KA_BACKEND_AIO, KA_BACKEND_SYNC, KA_BACKE
 typedef struct ka_prov {
     const OSSL_CORE_HANDLE *handle;
     OSSL_LIB_CTX *sw_libctx;           /* private: libcrypto's default provider */
+    OSSL_PROVIDER *sw_default;
     EVP_CIPHER *sw_cipher[KAIO_NMODES][3]; /* fetched once: [mode][128/192/256] */
     enum ka_backend backend;
     unsigned int aio_min_batch;        /* AIO from this many ops in a batch */

@@ -441,7 +441,7 @@ START_TEST(gcm_tag_lengths)
                 c.nchunks = 1;
                 memcpy(c.tag, tag, 16);
                 if (wrong)
-                    c.tag[t > 0 ? t - 1 : 0] ^= 0x80;
+                    c.tag[t == 0 ? 0 : t > 16 ? 15 : t - 1] ^= 0x80;
                 c.taglen = t;
                 c.via_params = via;
                 c.tag_early = (int)(t & 1);

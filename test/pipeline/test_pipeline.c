@@ -242,8 +242,7 @@ START_TEST(multi_update)
 
     for (enc = 0; enc <= 1; enc++)
         for (n = 1; n <= PU_MAX; n += 3) {
-            /* CBC output lags its input across updates: in place only for CTR and GCM. */
-            inplace = !pu_is_cbc(_i) && tu_rand_below(2) ? INPLACE : 0;
+            inplace = tu_rand_below(2) ? INPLACE : 0;
             struct pcase pc = mk(_i, enc, n, MULTI | inplace);
 
             run_case(&pc);
@@ -317,7 +316,7 @@ END_TEST
 struct bad {
     EVP_CIPHER *c;
     EVP_CIPHER_CTX *ctx;
-    unsigned char key[32], iv[4][16], *ivs[4], *in[4], *out[4];
+    unsigned char key[32], iv[4][16], *ivs[4], *in[4], *out[4], *obuf[4];
     const unsigned char *inp[4];
     size_t inl[4], outl[4], outsize[4];
     int ci;
@@ -338,7 +337,7 @@ static void bad_setup(struct bad *b, int ci)
         tu_rand_bytes(b->iv[i], 16);
         b->ivs[i] = b->iv[i];
         b->in[i] = pu_alloc(BADLEN);
-        b->out[i] = pu_alloc(BADLEN + 16);
+        b->out[i] = b->obuf[i] = pu_alloc(BADLEN + 16);
         tu_rand_bytes(b->in[i], BADLEN);
         memset(b->out[i], 0xEE, BADLEN + 16);
         b->inp[i] = b->in[i];
@@ -349,6 +348,8 @@ static void bad_setup(struct bad *b, int ci)
 
 static int bad_init(struct bad *b, size_t n)
 {
+    /* OpenSSL 3.5 loses numpipes when a used context is pipeline-initialised without a reset. */
+    EVP_CIPHER_CTX_reset(b->ctx);
     return EVP_CipherPipelineEncryptInit(b->ctx, b->c, b->key, pu_keylen(b->ci), n,
                                          (const unsigned char **)b->ivs, pu_is_gcm(b->ci) ? 12 : 16);
 }
@@ -364,9 +365,9 @@ static void bad_check(struct bad *b, int ret, const char *what, const char *expe
     ck_assert_msg(strstr(errs, expect) != NULL, "%s %s: reason \"%s\" expected, got: %s", tu_ciphers[b->ci],
                   what, expect, errs);
     for (i = 0; i < 4; i++) {
-        ck_assert_msg(pu_canaries_ok(b->out[i], BADLEN + 16), "%s %s: canary", tu_ciphers[b->ci], what);
+        ck_assert_msg(pu_canaries_ok(b->obuf[i], BADLEN + 16), "%s %s: canary", tu_ciphers[b->ci], what);
         for (j = 0; j < BADLEN + 16; j++)
-            ck_assert_msg(b->out[i][j] == 0xEE, "%s %s: output %zu written", tu_ciphers[b->ci], what, i);
+            ck_assert_msg(b->obuf[i][j] == 0xEE, "%s %s: output %zu written", tu_ciphers[b->ci], what, i);
     }
 }
 
@@ -376,7 +377,7 @@ static void bad_teardown(struct bad *b)
 
     for (i = 0; i < 4; i++) {
         pu_free(b->in[i], BADLEN);
-        pu_free(b->out[i], BADLEN + 16);
+        pu_free(b->obuf[i], BADLEN + 16);
     }
     EVP_CIPHER_CTX_free(b->ctx);
     EVP_CIPHER_free(b->c);
