@@ -145,6 +145,11 @@ void kaio_key_free(struct kaio_key *k);
  * kernel cannot take (GCM IV length, tag length, too large, kernel error)
  * get status KAIO_NOT_RUN with a reason: the caller runs those elsewhere.
  * Returns the number of ops with status KAIO_NOT_RUN.
+ * Runs on one key are serialized (a mutex per key); different keys run in
+ * parallel. The engine counts KAIO_R_AIO_UNAVAILABLE fallbacks itself; for
+ * ops it returns as KAIO_NOT_RUN the caller counts the software run.
+ * One kernel operation carries at most 256 KiB (CBC/CTR records are split
+ * beyond that; larger GCM messages come back KAIO_R_TOO_LARGE).
  */
 size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path);
 

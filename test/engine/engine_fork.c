@@ -53,7 +53,7 @@ START_TEST(child_rebuilds)
         kaio_counters_get(&c);
         kaio_key_sockets(k, &tfms, &ops);
         /* Its own tfm and op sockets, the inherited ones closed. */
-        if (c.c[KAIO_C_OPS_AIO] != b.n || tfms != 1 || et_count_alg_fds() != tfms + ops)
+        if (c.c[KAIO_C_OPS_AIO] + c.c[KAIO_C_OPS_SYNC] != b.n || tfms != 1 || et_count_alg_fds() != tfms + ops)
             _exit(3);
         kaio_key_free(k);
         _exit(et_count_alg_fds() == 0 ? 0 : 4);
