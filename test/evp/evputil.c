@@ -350,11 +350,12 @@ EVP_CIPHER *ev_cipher(OSSL_LIB_CTX *lc, const char *name)
         if (cache[i].lc == lc && strcmp(cache[i].name, name) == 0)
             return cache[i].c;
     ck_assert_uint_lt(ncache, sizeof(cache) / sizeof(cache[0]));
-    if (ncache == 0)
-        atexit(free_cache);
     cache[ncache].lc = lc;
     snprintf(cache[ncache].name, sizeof(cache[ncache].name), "%s", name);
     cache[ncache].c = tu_fetch(lc, name);
+    /* After the fetch, so it runs before the library contexts are freed (atexit is LIFO). */
+    if (ncache == 0)
+        atexit(free_cache);
     return cache[ncache++].c;
 }
 

@@ -189,18 +189,46 @@ static void n_noiv(OSSL_LIB_CTX *lc, const char *cipher, ev_trace *t)
     }
 }
 
+/*
+ * Three CBC ciphertext blocks whose last one decrypts to a final byte of 0,
+ * which is never valid padding (random data would be valid 1 time in 256).
+ */
+static void bad_padding_blocks(const char *cipher, unsigned char buf[48])
+{
+    char ecb[16];
+    EVP_CIPHER *c;
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    unsigned char p3[16];
+    int i, outl = 0;
+
+    memcpy(buf, data, 48);
+    snprintf(ecb, sizeof(ecb), "AES-%.3s-ECB", cipher + 4);
+    c = tu_fetch(tu_ref(), ecb);
+    for (i = 0; i < 16; i++)
+        p3[i] = (unsigned char)(buf[32 + i] ^ buf[16 + i]);
+    p3[15] = buf[31]; /* C3 = E(P3 ^ C2) with P3's last byte 0 */
+    ck_assert(EVP_EncryptInit_ex2(x, c, key, NULL, NULL) && EVP_CIPHER_CTX_set_padding(x, 0)
+              && EVP_EncryptUpdate(x, buf + 32, &outl, p3, 16) && outl == 16);
+    EVP_CIPHER_CTX_free(x);
+    EVP_CIPHER_free(c);
+}
+
 static void n_after_failed_final(OSSL_LIB_CTX *lc, const char *cipher, ev_trace *t)
 {
     EVP_CIPHER_CTX *ctx = keyed(lc, cipher, 0, t);
-    unsigned char tag[16] = {0};
+    unsigned char tag[16] = {0}, blocks[48];
     int ret;
 
     if (ev_mode(cipher) == EV_GCM) {
         ret = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, tag); /* wrong tag */
         ev_add(t, ret, ret > 0, 0, NULL, 0, "set tag");
     }
-    upd(t, ctx, data, 48, "update");
-    fin(t, ctx, "failing final"); /* CBC: random data, bad padding; GCM: wrong tag */
+    if (ev_mode(cipher) == EV_CBC)
+        bad_padding_blocks(cipher, blocks);
+    else
+        memcpy(blocks, data, sizeof(blocks));
+    upd(t, ctx, blocks, 48, "update");
+    fin(t, ctx, "failing final"); /* CBC: bad padding; GCM: wrong tag */
     upd(t, ctx, data, 32, "update after failed final");
     fin(t, ctx, "final after failed final");
     EVP_CIPHER_CTX_free(ctx);

@@ -14,7 +14,8 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 # /tmp stays on the (writable) initramfs: a tmpfs over it would hide a build tree under /tmp.
 chmod 1777 /tmp
-ip link set lo up 2>/dev/null
+# Loopback for the TLS tests (s_server and s_client on 127.0.0.1).
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up 2>/dev/null || echo "klab: loopback not up"
 
 # The scenario decides which modules exist: no automatic loading behind its back.
 rm -f /sbin/modprobe

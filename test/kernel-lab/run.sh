@@ -57,14 +57,37 @@ source_dir=$(cd "$klab_dir/../.." && pwd)
 work_root=$build_dir/kernel-lab
 mkdir -p "$work_root"
 
+# Placeholders in guest-files.list and the test list: @SOURCE_DIR@, @BUILD_DIR@,
+# and each NAME=value of BUILD/kernel-lab/placeholders (written by CMake: the
+# build's openssl is not in CMakeCache.txt for a KCAPI_AIO_OPENSSL_PREFIX build).
+declare -A placeholder=([SOURCE_DIR]=$source_dir [BUILD_DIR]=$build_dir)
+if [[ -f $build_dir/kernel-lab/placeholders ]]; then
+  while IFS='=' read -r k v; do
+    if [[ $k =~ ^[A-Z_]+$ ]]; then placeholder[$k]=$v; fi
+  done <"$build_dir/kernel-lab/placeholders"
+fi
+# An older build dir: the openssl CMake found, if it cached one.
+if [[ -z ${placeholder[OPENSSL_BIN]:-} ]]; then
+  v=$(sed -n 's/^OPENSSL_BIN:[A-Z]*=//p' "$build_dir/CMakeCache.txt" 2>/dev/null || true)
+  if [[ -n $v ]]; then placeholder[OPENSSL_BIN]=$v; fi
+fi
+# fill_placeholders: stdin to stdout with the known placeholders replaced.
+fill_placeholders() {
+  local line k
+  while IFS= read -r line || [[ -n $line ]]; do
+    for k in "${!placeholder[@]}"; do line=${line//@$k@/${placeholder[$k]}}; done
+    printf '%s\n' "$line"
+  done
+}
+
 # Host paths the guest also needs (guest-files.list), e.g. test vectors.
 extras=()
 files_list=$klab_dir/guest-files.list
 if [[ -f $files_list ]]; then
   while read -r p _; do
     [[ -z $p || $p == \#* ]] && continue
-    p=${p//@SOURCE_DIR@/$source_dir}
-    p=${p//@BUILD_DIR@/$build_dir}
+    p=$(fill_placeholders <<<"$p")
+    if [[ $p == *@*@* ]]; then klab_log "warning: guest-files.list: no value for $p, skipped"; continue; fi
     extras+=(--extra "$p")
   done <"$files_list"
 fi
@@ -90,7 +113,7 @@ prepare_tests() {
   for s in default no-gcm no-aio; do
     [[ -n $scenario && $s != "$scenario" ]] && continue
     awk -v s="$s" '!/^[[:space:]]*(#|$)/ && ($1 == s || $1 == "all") { $1 = ""; sub(/^ +/, ""); print }' \
-      "$list" >"$dir/$s.list"
+      "$list" | fill_placeholders >"$dir/$s.list"
     [[ -s $dir/$s.list ]] || rm -f "$dir/$s.list"
   done
 }

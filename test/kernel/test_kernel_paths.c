@@ -231,8 +231,8 @@ END_TEST
 int main(void)
 {
     int fd = socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    Suite *s = suite_create("kernel paths");
-    TCase *tc = tcase_create("paths");
+    Suite *s;
+    TCase *tc;
     SRunner *sr;
     int failed;
 
@@ -242,6 +242,8 @@ int main(void)
         return 77;
     }
     close(fd);
+    s = suite_create("kernel paths");
+    tc = tcase_create("paths");
     printf("backend=%s scenario=%s\n", backend(), scenario());
     tcase_set_timeout(tc, 1200);
     tcase_add_loop_test(tc, cbc_ctr_in_kernel, 0, 6);
