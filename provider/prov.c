@@ -234,13 +234,15 @@ static int parse_backend(KA_PROV *p, const char *from, const char *val)
 
 static int read_config(KA_PROV *p)
 {
-    const char *backend = NULL, *min_batch = NULL, *fd_budget = NULL, *min_bytes = NULL;
+    const char *backend = NULL, *min_batch = NULL, *fd_budget = NULL, *min_bytes = NULL,
+               *coalesce = NULL;
     unsigned long v;
     OSSL_PARAM params[] = {
         OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_BACKEND, (char **)&backend, 0),
         OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_AIO_MIN_BATCH, (char **)&min_batch, 0),
         OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_FD_BUDGET, (char **)&fd_budget, 0),
         OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_MIN_KERNEL_BYTES, (char **)&min_bytes, 0),
+        OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_COALESCE, (char **)&coalesce, 0),
         OSSL_PARAM_END
     };
     const char *env;
@@ -267,6 +269,11 @@ static int read_config(KA_PROV *p)
     if (!parse_uint(p, KCAPI_AIO_CFG_MIN_KERNEL_BYTES, min_bytes, 1ul << 30, &v))
         return 0;
     p->kernel_min_bytes = v;
+    v = 1;
+    if (!parse_uint(p, KCAPI_AIO_CFG_COALESCE, coalesce, 1, &v))
+        return 0;
+    /* Exact (one XOR per record fixes the first block) and far fewer kernel operations. */
+    kaio_set_coalesce((int)v);
     kaio_set_fd_budget(p->fd_budget);
     return 1;
 }

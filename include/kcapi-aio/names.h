@@ -11,6 +11,7 @@
 #define KCAPI_AIO_CFG_AIO_MIN_BATCH "aio_min_batch"   /* AIO from this many ops (default 2) */
 #define KCAPI_AIO_CFG_FD_BUDGET "fd_budget"           /* engine fds in total (default 256) */
 #define KCAPI_AIO_CFG_MIN_KERNEL_BYTES "kernel_min_bytes" /* smaller records: software (default 0) */
+#define KCAPI_AIO_CFG_COALESCE "coalesce"             /* CBC decryptions of a batch as one kernel op (default 1) */
 
 /* Environment: override the configured backend (tests), print counters at exit. */
 #define KCAPI_AIO_ENV_BACKEND "KCAPI_AIO_BACKEND"
