@@ -439,7 +439,7 @@ static int open_stream(struct tool *t, FILE *in, FILE *out, int out_is_file)
         struct batch b = { 0 };
         size_t m, good, j;
         const char *why = NULL;
-        char where[96], shape[192] = "";
+        char where[96], shape[320] = "";
         int e = 0;
 
         got = read_full(in, buf, cap);
@@ -478,9 +478,13 @@ static int open_stream(struct tool *t, FILE *in, FILE *out, int out_is_file)
             b.inl[good] = len - REC_OVERHEAD;
             if (memcmp(r, hdr + 16, 4) != 0 || get_be(r + 4, 8) != at) {
                 describe(where, sizeof(where), at, rsize, b.inl[good]);
-                snprintf(shape, sizeof(shape), "record %llu (%s): out of place: %s", (unsigned long long)at, where,
-                         memcmp(r, hdr + 16, 4) != 0 ? "its nonce belongs to another file"
-                                                     : "its nonce says it is another record (reordered)");
+                if (memcmp(r, hdr + 16, 4) != 0)
+                    snprintf(shape, sizeof(shape), "record %llu (%s): out of place: its nonce prefix is not "
+                             "this file's (a record of another file, or corrupted)", (unsigned long long)at, where);
+                else
+                    snprintf(shape, sizeof(shape), "record %llu (%s): out of place: its nonce names record %llu "
+                             "(reordered, or corrupted)", (unsigned long long)at, where,
+                             (unsigned long long)get_be(r + 4, 8));
                 break;
             }
             make_aad(aad[good], hdr, at, eof && good == m - 1);

@@ -111,6 +111,18 @@ static double median(const double *v, unsigned n)
     return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
+/* Nearest-rank quantile q in [0,1]: the spread of the per-round ratios. */
+static double quantile(const double *v, unsigned n, double q)
+{
+    double s[MAX_ROUNDS];
+
+    if (n == 0)
+        return 0;
+    memcpy(s, v, n * sizeof(*v));
+    qsort(s, n, sizeof(*s), cmp_double);
+    return s[(unsigned)(q * (n - 1) + 0.5)];
+}
+
 static const EVP_CIPHER *ref_cipher(enum bmode m, unsigned keybits)
 {
     static const char *const names[3][3] = {
@@ -422,16 +434,18 @@ static int bench_mode(enum bmode m, const struct opts *o)
 
             for (x = 1; x < KAIO_NREASONS; x++)
                 fb += s->delta.fallback[x];
-            printf("%-8s %6zu %3zu  %-13s %11.0f  %5.2f  %9.2f  %8.2f  %8.2f  %6llu  %s\n", bmode_names[m], o->size,
-                   o->batch, path_names[paths[i]], med, ratio,
+            printf("%-8s %6zu %3zu  %-13s %11.0f  %5.2f  %4.2f-%4.2f  %8.2f  %8.2f  %8.2f  %6llu  %s\n", bmode_names[m],
+                   o->size, o->batch, path_names[paths[i]], med, ratio, quantile(ratios, s->nr, 0.25),
+                   quantile(ratios, s->nr, 0.75),
                    per(c[KAIO_C_SYSCALLS], s->records), per(c[KAIO_C_IO_SUBMIT], s->batches),
                    per(c[KAIO_C_KERNEL_OPS], s->records), (unsigned long long)fb,
                    rc == 0 ? "ok" : "WRONG");
             /* One machine-readable line per path for scripts. */
-            printf("BENCH mode=%s size=%zu batch=%zu path=%s rps=%.0f ratio=%.3f syscalls_per_record=%.3f "
+            printf("BENCH mode=%s size=%zu batch=%zu path=%s rps=%.0f ratio=%.3f ratio_q1=%.3f ratio_q3=%.3f syscalls_per_record=%.3f "
                    "io_submit_per_batch=%.3f kernel_ops_per_record=%.3f ops_aio=%llu ops_sync=%llu "
                    "fallbacks=%llu rounds=%u reps=%u records=%llu checksum=%016llx verified=%s\n",
-                   bmode_names[m], o->size, o->batch, path_names[paths[i]], med, ratio,
+                   bmode_names[m], o->size, o->batch, path_names[paths[i]], med, ratio, quantile(ratios, s->nr, 0.25),
+                   quantile(ratios, s->nr, 0.75),
                    per(c[KAIO_C_SYSCALLS], s->records), per(c[KAIO_C_IO_SUBMIT], s->batches),
                    per(c[KAIO_C_KERNEL_OPS], s->records), (unsigned long long)c[KAIO_C_OPS_AIO],
                    (unsigned long long)c[KAIO_C_OPS_SYNC], (unsigned long long)fb, s->nr, reps,
@@ -541,8 +555,8 @@ int main(int argc, char **argv)
     }
     printf("kaio-bench: AES-%u, %zu-byte records, batches of %zu; AIO %s; medians over paired rounds\n",
            o.keybits, o.size, o.batch, caps->aio ? "available" : "UNAVAILABLE (aio path falls back to sync)");
-    printf("%-8s %6s %3s  %-13s %11s  %5s  %9s  %8s  %8s  %6s  %s\n", "mode", "size", "N", "path",
-           "records/s", "ratio", "sysc/rec", "submit/b", "kops/rec", "fallbk", "verified");
+    printf("%-8s %6s %3s  %-13s %11s  %5s  %9s  %8s  %8s  %8s  %6s  %s\n", "mode", "size", "N", "path",
+           "records/s", "ratio", "ratio IQR", "sysc/rec", "submit/b", "kops/rec", "fallbk", "verified");
     for (m = 0; m < NBMODES; m++) {
         int r;
 
@@ -554,7 +568,7 @@ int main(int argc, char **argv)
         else if (r == 0)
             ran++;
     }
-    printf("(ratio: median over rounds of records/s over the sync path's in the same round; sysc/rec: engine syscalls per record; submit/b: io_submit "
+    printf("(ratio: median over rounds of records/s over the sync path's in the same round, IQR its quartiles; sysc/rec: engine syscalls per record; submit/b: io_submit "
            "calls per batch; kops/rec: kernel cipher operations per record)\n");
     if (rc == 0 && ran == 0)
         return 77;

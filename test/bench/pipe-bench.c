@@ -117,6 +117,18 @@ static double median(const double *v, unsigned n)
     return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
+/* Nearest-rank quantile q in [0,1]: the spread of the per-round ratios. */
+static double quantile(const double *v, unsigned n, double q)
+{
+    double s[MAX_ROUNDS];
+
+    if (n == 0)
+        return 0;
+    memcpy(s, v, n * sizeof(*v));
+    qsort(s, n, sizeof(*s), cmp_double);
+    return s[(unsigned)(q * (n - 1) + 0.5)];
+}
+
 static void errors(const char *what)
 {
     unsigned long e;
@@ -438,16 +450,18 @@ static int bench(enum bmode m, size_t size, size_t n, const struct opts *o)
             ratios[q] = v[V_SINGLE].rps[q] > 0 ? s->rps[q] / v[V_SINGLE].rps[q] : 0;
         ratio = median(ratios, s->nr);
         /* Per batch: one pipeline init/update/final, or n single records. */
-        printf("%-7s %6zu %3zu  %-11s %10.0f  %5.2f  %9.2f  %9.2f  %8.2f  %7.2f  %6llu  %s\n", bmode_names[m],
-               size, n, var_names[i], med, ratio, per(s->cnt[C_KOPS], s->batches),
+        printf("%-7s %6zu %3zu  %-11s %10.0f  %5.2f  %4.2f-%4.2f  %9.2f  %9.2f  %8.2f  %7.2f  %6llu  %s\n", bmode_names[m],
+               size, n, var_names[i], med, ratio, quantile(ratios, s->nr, 0.25), quantile(ratios, s->nr, 0.75),
+               per(s->cnt[C_KOPS], s->batches),
                per(s->cnt[C_SYSCALLS], s->batches), per(s->cnt[C_IO_SUBMIT], s->batches),
                per(s->cnt[C_SYSCALLS], s->records), (unsigned long long)s->cnt[C_OPS_SW],
                rc == 0 ? "ok" : "WRONG");
-        printf("BENCH mode=%s size=%zu n=%zu variant=%s rps=%.0f ratio=%.3f kernel_ops_per_batch=%.3f "
+        printf("BENCH mode=%s size=%zu n=%zu variant=%s rps=%.0f ratio=%.3f ratio_q1=%.3f ratio_q3=%.3f kernel_ops_per_batch=%.3f "
                "syscalls_per_batch=%.3f io_submit_per_batch=%.3f syscalls_per_record=%.3f ops_aio=%llu "
                "ops_sync=%llu batches_aio=%llu ops_software=%llu fallbacks=%llu rounds=%u reps=%u records=%llu "
                "verified=%s\n",
-               bmode_names[m], size, n, var_names[i], med, ratio, per(s->cnt[C_KOPS], s->batches),
+               bmode_names[m], size, n, var_names[i], med, ratio, quantile(ratios, s->nr, 0.25), quantile(ratios, s->nr, 0.75),
+               per(s->cnt[C_KOPS], s->batches),
                per(s->cnt[C_SYSCALLS], s->batches), per(s->cnt[C_IO_SUBMIT], s->batches),
                per(s->cnt[C_SYSCALLS], s->records), (unsigned long long)s->cnt[C_OPS_AIO],
                (unsigned long long)s->cnt[C_OPS_SYNC], (unsigned long long)s->cnt[C_BATCH_AIO],
@@ -561,8 +575,8 @@ int main(int argc, char **argv)
                "these are not kernel figures\n");
     printf("pipe-bench: %s; AES-128; medians over paired rounds; per batch = one pipeline "
            "init/update/final of n records, or n single records\n", OpenSSL_version(OPENSSL_VERSION));
-    printf("%-7s %6s %3s  %-11s %10s  %5s  %9s  %9s  %8s  %7s  %6s  %s\n", "mode", "size", "n", "variant",
-           "records/s", "ratio", "kops/bat", "sysc/bat", "subm/bat", "sysc/rec", "sw", "verified");
+    printf("%-7s %6s %3s  %-11s %10s  %5s  %9s  %9s  %9s  %8s  %7s  %6s  %s\n", "mode", "size", "n", "variant",
+           "records/s", "ratio", "ratio IQR", "kops/bat", "sysc/bat", "subm/bat", "sysc/rec", "sw", "verified");
     for (m = 0; m < NBMODES; m++)
         for (si = 0; o.modes[m] && si < o.nsizes; si++)
             for (pi = 0; pi < o.npipes; pi++) {
@@ -572,7 +586,7 @@ int main(int argc, char **argv)
                 }
                 rc |= bench((enum bmode)m, o.sizes[si], o.pipes[pi], &o);
             }
-    printf("(ratio: median over rounds of records/s over single-sync's in the same round; kops, sysc, subm: "
+    printf("(ratio: median over rounds of records/s over single-sync's in the same round, IQR its quartiles; kops, sysc, subm: "
            "kernel operations, engine syscalls, io_submit calls; sw: records run in software)\n");
     OSSL_LIB_CTX_free(lc_aio);
     OSSL_LIB_CTX_free(lc_sync);

@@ -79,14 +79,14 @@ if [[ $only != pipe ]]; then
   echo
   echo "### Issue 3: 16 x 256-byte AES-128-CBC records, one aio batch vs 16 sync calls (engine, kaio-bench)"
   echo
-  echo "| kernel | aio/sync records/s (median of paired rounds) | syscalls/record aio | syscalls/record sync | io_submit/batch aio | kernel ops/record aio |"
+  echo "| kernel | aio/sync records/s (median of paired rounds [IQR]) | syscalls/record aio | syscalls/record sync | io_submit/batch aio | kernel ops/record aio |"
   echo "|---|---|---|---|---|---|"
   for k in $engine_kernels; do
     f=$out/engine-$k.txt
     [[ -f $f ]] || continue
     awk -v k="$k" '
       /^BENCH / { delete v; for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-        if (v["mode"] == "cbc-enc" && v["path"] == "aio") { r = v["ratio"]; sa = v["syscalls_per_record"]; sub_ = v["io_submit_per_batch"]; ko = v["kernel_ops_per_record"]; ok = v["verified"] }
+        if (v["mode"] == "cbc-enc" && v["path"] == "aio") { r = v["ratio"] " [" v["ratio_q1"] "-" v["ratio_q3"] "]"; sa = v["syscalls_per_record"]; sub_ = v["io_submit_per_batch"]; ko = v["kernel_ops_per_record"]; ok = v["verified"] }
         if (v["mode"] == "cbc-enc" && v["path"] == "sync") { ss = v["syscalls_per_record"] } }
       END { printf "| %s | %s%s | %s | %s | %s | %s |\n", k, r, ok == "yes" ? "" : " (NOT VERIFIED)", sa, ss, sub_, ko }' "$f"
   done
@@ -104,15 +104,15 @@ if [[ $only != engine && -f $out/pipe-$pipe_kernel.txt ]]; then
   echo
   echo "### Issue 4: pipeline sweep, kernel $pipe_kernel (provider, pipe-bench; ratio = paired records/s over single-sync)"
   echo
-  echo "| mode | size | n | pipe-aio ratio | pipe-sync ratio | kernel ops/update (aio) | syscalls/update (aio) | io_submit/update (aio) | syscalls/update (sync) | single: syscalls/record |"
+  echo "| mode | size | n | pipe-aio ratio [IQR] | pipe-sync ratio [IQR] | kernel ops/update (aio) | syscalls/update (aio) | io_submit/update (aio) | syscalls/update (sync) | single: syscalls/record |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
   awk '
     /^BENCH / { delete v; for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
       key = v["mode"] " " v["size"] " " v["n"]
       if (!(key in seen)) { seen[key] = 1; order[++nk] = key }
       if (v["verified"] != "yes") bad[key] = 1
-      if (v["variant"] == "pipe-aio") { ra[key] = v["ratio"]; ko[key] = v["kernel_ops_per_batch"]; sa[key] = v["syscalls_per_batch"]; su[key] = v["io_submit_per_batch"] }
-      if (v["variant"] == "pipe-sync") { rs[key] = v["ratio"]; ss[key] = v["syscalls_per_batch"] }
+      if (v["variant"] == "pipe-aio") { ra[key] = v["ratio"] " [" v["ratio_q1"] "-" v["ratio_q3"] "]"; ko[key] = v["kernel_ops_per_batch"]; sa[key] = v["syscalls_per_batch"]; su[key] = v["io_submit_per_batch"] }
+      if (v["variant"] == "pipe-sync") { rs[key] = v["ratio"] " [" v["ratio_q1"] "-" v["ratio_q3"] "]"; ss[key] = v["syscalls_per_batch"] }
       if (v["variant"] == "single-sync") { s1[key] = v["syscalls_per_record"] } }
     END { for (i = 1; i <= nk; i++) { k = order[i]; split(k, p, " ")
         printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%s |\n", p[1], p[2], p[3], ra[k], rs[k], ko[k], sa[k], su[k], ss[k], s1[k], (k in bad) ? " NOT VERIFIED" : "" } }' \

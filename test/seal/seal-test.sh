@@ -128,7 +128,7 @@ swap() { # swap(file, a, b): exchange whole records a and b
   dd if="$tmp/ra" of="$f" bs=1 seek=$((20 + b * CH)) conv=notrunc status=none
 }
 cp "$tmp/s" "$tmp/c"; swap "$tmp/c" 3 4
-expect_fail "records 3 and 4 swapped" "$tmp/c" 3 "nonce says it is another record"
+expect_fail "records 3 and 4 swapped" "$tmp/c" 3 "out of place: its nonce names record 4"
 cp "$tmp/s" "$tmp/c"; swap "$tmp/c" 3 4
 dd if="$tmp/s" of="$tmp/c" bs=1 skip=$((20 + 3 * CH)) seek=$((20 + 3 * CH)) count=12 conv=notrunc status=none
 dd if="$tmp/s" of="$tmp/c" bs=1 skip=$((20 + 4 * CH)) seek=$((20 + 4 * CH)) count=12 conv=notrunc status=none
@@ -164,7 +164,7 @@ check "... and records 0..8 written" cmp -s "$tmp/o" <(head -c $((9 * R)) "$tmp/
 KCAPI_AIO_SEAL_NONCE_PREFIX=01020304 "$seal" seal -k "$K256" -r $R -i "$tmp/p" -o "$tmp/other"
 cp "$tmp/s" "$tmp/c"
 dd if="$tmp/other" of="$tmp/c" bs=1 skip=$((20 + 5 * CH)) seek=$((20 + 5 * CH)) count=$CH conv=notrunc status=none
-expect_fail "record 5 from another file" "$tmp/c" 5 "another file"
+expect_fail "record 5 from another file" "$tmp/c" 5 "nonce prefix is not this file's"
 
 # wrong key, wrong key length
 rc=0; "$seal" open -k "${K256/00/ff}" -i "$tmp/s" -o "$tmp/o" 2>"$tmp/err" || rc=$?
