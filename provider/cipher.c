@@ -209,6 +209,18 @@ int ka_generic_init(KA_GENERIC_CTX *g, const unsigned char *key, size_t keylen,
     return ka_generic_set_ctx_params(g, params);
 }
 
+int ka_generic_einit(void *vctx, const unsigned char *key, size_t keylen, const unsigned char *iv,
+                     size_t ivlen, const OSSL_PARAM params[])
+{
+    return ka_generic_init(vctx, key, keylen, iv, ivlen, params, 1);
+}
+
+int ka_generic_dinit(void *vctx, const unsigned char *key, size_t keylen, const unsigned char *iv,
+                     size_t ivlen, const OSSL_PARAM params[])
+{
+    return ka_generic_init(vctx, key, keylen, iv, ivlen, params, 0);
+}
+
 int ka_generic_get_ctx_params(void *vctx, OSSL_PARAM params[])
 {
     KA_GENERIC_CTX *g = vctx;

@@ -71,6 +71,10 @@ const OSSL_PARAM *ka_cipher_gettable_params(void *provctx);
 /* CBC and CTR: OpenSSL's generic init, params and context lifecycle. */
 int ka_generic_init(KA_GENERIC_CTX *g, const unsigned char *key, size_t keylen,
                     const unsigned char *iv, size_t ivlen, const OSSL_PARAM params[], int enc);
+int ka_generic_einit(void *vctx, const unsigned char *key, size_t keylen, const unsigned char *iv,
+                     size_t ivlen, const OSSL_PARAM params[]);
+int ka_generic_dinit(void *vctx, const unsigned char *key, size_t keylen, const unsigned char *iv,
+                     size_t ivlen, const OSSL_PARAM params[]);
 int ka_generic_get_ctx_params(void *vctx, OSSL_PARAM params[]);
 int ka_generic_set_ctx_params(void *vctx, const OSSL_PARAM params[]);
 const OSSL_PARAM *ka_generic_gettable_ctx_params(void *cctx, void *provctx);
@@ -91,6 +95,37 @@ void ka_ctr_add(unsigned char ctr[KAIO_BLOCK], uint64_t blocks);
         __VA_ARGS__,                                                                    \
         { 0, NULL }                                                                     \
     }
+
+/*
+ * A CBC or CTR algorithm of one key size: OpenSSL's generic context and
+ * params, with the mode's update, final, cipher and pipeline functions
+ * (lc##_update, lc##_final, lc##_cipher, lc##_pipe_update, lc##_pipe_final).
+ */
+#define KA_GENERIC_ALG(lc, MODE, evp_mode, blocksize, bits)                                   \
+    static void *lc##bits##_newctx(void *provctx)                                            \
+    {                                                                                         \
+        return ka_generic_newctx(provctx, MODE, bits / 8);                                    \
+    }                                                                                         \
+    static int lc##bits##_get_params(OSSL_PARAM params[])                                    \
+    {                                                                                         \
+        return ka_cipher_get_params(params, evp_mode, 0, bits / 8, blocksize, KAIO_BLOCK);    \
+    }                                                                                         \
+    KA_CIPHER_DISPATCH(ka_aes##bits##lc##_functions, lc##bits##_newctx, lc##bits##_get_params, \
+        { OSSL_FUNC_CIPHER_FREECTX, (void (*)(void))ka_generic_freectx },                    \
+        { OSSL_FUNC_CIPHER_DUPCTX, (void (*)(void))ka_generic_dupctx },                      \
+        { OSSL_FUNC_CIPHER_ENCRYPT_INIT, (void (*)(void))ka_generic_einit },                 \
+        { OSSL_FUNC_CIPHER_DECRYPT_INIT, (void (*)(void))ka_generic_dinit },                 \
+        { OSSL_FUNC_CIPHER_UPDATE, (void (*)(void))lc##_update },                            \
+        { OSSL_FUNC_CIPHER_FINAL, (void (*)(void))lc##_final },                              \
+        { OSSL_FUNC_CIPHER_CIPHER, (void (*)(void))lc##_cipher },                            \
+        { OSSL_FUNC_CIPHER_PIPELINE_ENCRYPT_INIT, (void (*)(void))ka_generic_pipe_einit },   \
+        { OSSL_FUNC_CIPHER_PIPELINE_DECRYPT_INIT, (void (*)(void))ka_generic_pipe_dinit },   \
+        { OSSL_FUNC_CIPHER_PIPELINE_UPDATE, (void (*)(void))lc##_pipe_update },              \
+        { OSSL_FUNC_CIPHER_PIPELINE_FINAL, (void (*)(void))lc##_pipe_final },                \
+        { OSSL_FUNC_CIPHER_GET_CTX_PARAMS, (void (*)(void))ka_generic_get_ctx_params },      \
+        { OSSL_FUNC_CIPHER_SET_CTX_PARAMS, (void (*)(void))ka_generic_set_ctx_params },      \
+        { OSSL_FUNC_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))ka_generic_gettable_ctx_params }, \
+        { OSSL_FUNC_CIPHER_SETTABLE_CTX_PARAMS, (void (*)(void))ka_generic_settable_ctx_params })
 
 /* The algorithm dispatch tables (mode_*.c), indexed by key size in prov.c. */
 extern const OSSL_DISPATCH ka_aes128cbc_functions[], ka_aes192cbc_functions[], ka_aes256cbc_functions[];

@@ -259,18 +259,6 @@ static int cbc_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsi
     return 1;
 }
 
-static int cbc_einit(void *vctx, const unsigned char *key, size_t keylen, const unsigned char *iv,
-                     size_t ivlen, const OSSL_PARAM params[])
-{
-    return ka_generic_init(vctx, key, keylen, iv, ivlen, params, 1);
-}
-
-static int cbc_dinit(void *vctx, const unsigned char *key, size_t keylen, const unsigned char *iv,
-                     size_t ivlen, const OSSL_PARAM params[])
-{
-    return ka_generic_init(vctx, key, keylen, iv, ivlen, params, 0);
-}
-
 /* ---- Pipelines: one op per pipe per call, all pipes in one batch ---- */
 
 /*
@@ -437,33 +425,6 @@ static int cbc_pipe_final(void *vctx, size_t n, unsigned char **out, size_t *out
     return ok;
 }
 
-#define CBC_ALG(bits)                                                                        \
-    static void *cbc##bits##_newctx(void *provctx)                                           \
-    {                                                                                        \
-        return ka_generic_newctx(provctx, KAIO_CBC, bits / 8);                               \
-    }                                                                                        \
-    static int cbc##bits##_get_params(OSSL_PARAM params[])                                   \
-    {                                                                                        \
-        return ka_cipher_get_params(params, EVP_CIPH_CBC_MODE, 0, bits / 8, KAIO_BLOCK,      \
-                                    KAIO_BLOCK);                                             \
-    }                                                                                        \
-    KA_CIPHER_DISPATCH(ka_aes##bits##cbc_functions, cbc##bits##_newctx, cbc##bits##_get_params, \
-        { OSSL_FUNC_CIPHER_FREECTX, (void (*)(void))ka_generic_freectx },                   \
-        { OSSL_FUNC_CIPHER_DUPCTX, (void (*)(void))ka_generic_dupctx },                     \
-        { OSSL_FUNC_CIPHER_ENCRYPT_INIT, (void (*)(void))cbc_einit },                       \
-        { OSSL_FUNC_CIPHER_DECRYPT_INIT, (void (*)(void))cbc_dinit },                       \
-        { OSSL_FUNC_CIPHER_UPDATE, (void (*)(void))cbc_update },                            \
-        { OSSL_FUNC_CIPHER_FINAL, (void (*)(void))cbc_final },                              \
-        { OSSL_FUNC_CIPHER_CIPHER, (void (*)(void))cbc_cipher },                            \
-        { OSSL_FUNC_CIPHER_PIPELINE_ENCRYPT_INIT, (void (*)(void))ka_generic_pipe_einit },  \
-        { OSSL_FUNC_CIPHER_PIPELINE_DECRYPT_INIT, (void (*)(void))ka_generic_pipe_dinit },  \
-        { OSSL_FUNC_CIPHER_PIPELINE_UPDATE, (void (*)(void))cbc_pipe_update },              \
-        { OSSL_FUNC_CIPHER_PIPELINE_FINAL, (void (*)(void))cbc_pipe_final },                \
-        { OSSL_FUNC_CIPHER_GET_CTX_PARAMS, (void (*)(void))ka_generic_get_ctx_params },     \
-        { OSSL_FUNC_CIPHER_SET_CTX_PARAMS, (void (*)(void))ka_generic_set_ctx_params },     \
-        { OSSL_FUNC_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))ka_generic_gettable_ctx_params }, \
-        { OSSL_FUNC_CIPHER_SETTABLE_CTX_PARAMS, (void (*)(void))ka_generic_settable_ctx_params })
-
-CBC_ALG(128);
-CBC_ALG(192);
-CBC_ALG(256);
+KA_GENERIC_ALG(cbc, KAIO_CBC, EVP_CIPH_CBC_MODE, KAIO_BLOCK, 128);
+KA_GENERIC_ALG(cbc, KAIO_CBC, EVP_CIPH_CBC_MODE, KAIO_BLOCK, 192);
+KA_GENERIC_ALG(cbc, KAIO_CBC, EVP_CIPH_CBC_MODE, KAIO_BLOCK, 256);

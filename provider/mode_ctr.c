@@ -109,18 +109,6 @@ static int ctr_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsi
     return 1;
 }
 
-static int ctr_einit(void *vctx, const unsigned char *key, size_t keylen, const unsigned char *iv,
-                     size_t ivlen, const OSSL_PARAM params[])
-{
-    return ka_generic_init(vctx, key, keylen, iv, ivlen, params, 1);
-}
-
-static int ctr_dinit(void *vctx, const unsigned char *key, size_t keylen, const unsigned char *iv,
-                     size_t ivlen, const OSSL_PARAM params[])
-{
-    return ka_generic_init(vctx, key, keylen, iv, ivlen, params, 0);
-}
-
 /*
  * Pipelines: one op per pipe per call, all pipes in one batch (ctr_crypt's
  * separate keystream op for a partial block would double the ops past one
@@ -208,32 +196,6 @@ static int ctr_pipe_final(void *vctx, size_t n, unsigned char **out, size_t *out
     return 1;
 }
 
-#define CTR_ALG(bits)                                                                        \
-    static void *ctr##bits##_newctx(void *provctx)                                           \
-    {                                                                                        \
-        return ka_generic_newctx(provctx, KAIO_CTR, bits / 8);                               \
-    }                                                                                        \
-    static int ctr##bits##_get_params(OSSL_PARAM params[])                                   \
-    {                                                                                        \
-        return ka_cipher_get_params(params, EVP_CIPH_CTR_MODE, 0, bits / 8, 1, KAIO_BLOCK);  \
-    }                                                                                        \
-    KA_CIPHER_DISPATCH(ka_aes##bits##ctr_functions, ctr##bits##_newctx, ctr##bits##_get_params, \
-        { OSSL_FUNC_CIPHER_FREECTX, (void (*)(void))ka_generic_freectx },                   \
-        { OSSL_FUNC_CIPHER_DUPCTX, (void (*)(void))ka_generic_dupctx },                     \
-        { OSSL_FUNC_CIPHER_ENCRYPT_INIT, (void (*)(void))ctr_einit },                       \
-        { OSSL_FUNC_CIPHER_DECRYPT_INIT, (void (*)(void))ctr_dinit },                       \
-        { OSSL_FUNC_CIPHER_UPDATE, (void (*)(void))ctr_update },                            \
-        { OSSL_FUNC_CIPHER_FINAL, (void (*)(void))ctr_final },                              \
-        { OSSL_FUNC_CIPHER_CIPHER, (void (*)(void))ctr_cipher },                            \
-        { OSSL_FUNC_CIPHER_PIPELINE_ENCRYPT_INIT, (void (*)(void))ka_generic_pipe_einit },  \
-        { OSSL_FUNC_CIPHER_PIPELINE_DECRYPT_INIT, (void (*)(void))ka_generic_pipe_dinit },  \
-        { OSSL_FUNC_CIPHER_PIPELINE_UPDATE, (void (*)(void))ctr_pipe_update },              \
-        { OSSL_FUNC_CIPHER_PIPELINE_FINAL, (void (*)(void))ctr_pipe_final },                \
-        { OSSL_FUNC_CIPHER_GET_CTX_PARAMS, (void (*)(void))ka_generic_get_ctx_params },     \
-        { OSSL_FUNC_CIPHER_SET_CTX_PARAMS, (void (*)(void))ka_generic_set_ctx_params },     \
-        { OSSL_FUNC_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))ka_generic_gettable_ctx_params }, \
-        { OSSL_FUNC_CIPHER_SETTABLE_CTX_PARAMS, (void (*)(void))ka_generic_settable_ctx_params })
-
-CTR_ALG(128);
-CTR_ALG(192);
-CTR_ALG(256);
+KA_GENERIC_ALG(ctr, KAIO_CTR, EVP_CIPH_CTR_MODE, 1, 128);
+KA_GENERIC_ALG(ctr, KAIO_CTR, EVP_CIPH_CTR_MODE, 1, 192);
+KA_GENERIC_ALG(ctr, KAIO_CTR, EVP_CIPH_CTR_MODE, 1, 256);
