@@ -22,6 +22,8 @@
 #define GCM_TLS_EXPLICIT 8
 #define GCM_AAD_BUFFER_MAX 65536  /* beyond this, stream the AAD instead of buffering it */
 #define UNSET ((size_t)-1)
+/* OpenSSL 3.2+'s OSSL_CIPHER_PARAM_AEAD_IV_GENERATED, spelled out for 3.0 headers. */
+#define GCM_PARAM_IV_GENERATED "iv-generated"
 
 enum iv_state { IV_UNINIT, IV_BUFFERED, IV_COPIED, IV_FINISHED };
 
@@ -31,6 +33,7 @@ typedef struct {
     unsigned char iv[GCM_IV_MAX];
     enum iv_state iv_state;
     int iv_gen;                    /* TLS: fixed part set, invocation part generated */
+    int iv_gen_rand;               /* the IV (or its invocation part) came from our DRBG */
     size_t taglen;                 /* UNSET until a tag is set (dec) or made (enc) */
     unsigned char tag[GCM_TAG];
     unsigned char tls_aad[GCM_TLS_AAD];
@@ -293,8 +296,11 @@ static int tls_iv_fixed(GCM_CTX *c, const unsigned char *iv, size_t len)
         if (len < GCM_TLS_FIXED || c->ivlen < len + GCM_TLS_EXPLICIT)
             return 0;
         memcpy(c->iv, iv, len);
-        if (c->base.enc && !ka_rand(c->base.prov, c->iv + len, c->ivlen - len))
-            return 0;
+        if (c->base.enc) {
+            if (!ka_rand(c->base.prov, c->iv + len, c->ivlen - len))
+                return 0;
+            c->iv_gen_rand = 1;
+        }
     }
     c->iv_gen = 1;
     c->iv_state = IV_BUFFERED;
@@ -393,6 +399,7 @@ static int gcm_process(GCM_CTX *c, unsigned char *out, size_t *outl, const unsig
             ka_raise(c->base.prov, KA_R_NO_IV_SET, NULL);
             return 0;
         }
+        c->iv_gen_rand = 1;
         c->iv_state = IV_BUFFERED;
     }
     if (c->iv_state == IV_BUFFERED) {
@@ -544,6 +551,9 @@ static int gcm_get_ctx_params(void *vctx, OSSL_PARAM params[])
             && !OSSL_PARAM_set_octet_ptr(p, &c->iv, c->ivlen))
             goto fail;
     }
+    if ((p = OSSL_PARAM_locate(params, GCM_PARAM_IV_GENERATED)) != NULL
+        && !OSSL_PARAM_set_uint(p, (unsigned int)c->iv_gen_rand))
+        goto fail;
     if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_AEAD_TLS1_AAD_PAD)) != NULL
         && !OSSL_PARAM_set_size_t(p, c->tls_aad_pad))
         goto fail;
@@ -641,6 +651,7 @@ static const OSSL_PARAM gcm_gettable_ctx[] = {
     OSSL_PARAM_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, NULL, 0),
     OSSL_PARAM_size_t(OSSL_CIPHER_PARAM_AEAD_TLS1_AAD_PAD, NULL),
     OSSL_PARAM_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_GET_IV_GEN, NULL, 0),
+    OSSL_PARAM_uint(GCM_PARAM_IV_GENERATED, NULL),
     OSSL_PARAM_octet_ptr(OSSL_CIPHER_PARAM_PIPELINE_AEAD_TAG, NULL, 0),
     OSSL_PARAM_END
 };
