@@ -107,65 +107,76 @@ static int run_software(KA_KEY *k, struct kaio_op *ops, size_t n)
     return sw_run(k->sw, ops, n);
 }
 
+/* Copies the ops whose status is (or is not) KAIO_NOT_RUN into sub; idx maps them back. */
+static size_t gather(struct kaio_op *ops, size_t n, int not_run, struct kaio_op *sub, size_t *idx)
+{
+    size_t i, m = 0;
+
+    for (i = 0; i < n; i++)
+        if ((ops[i].status == KAIO_NOT_RUN) == not_run) {
+            sub[m] = ops[i];
+            idx[m++] = i;
+        }
+    return m;
+}
+
+static void scatter(struct kaio_op *ops, const struct kaio_op *sub, const size_t *idx, size_t m)
+{
+    size_t i;
+
+    for (i = 0; i < m; i++) {
+        ops[idx[i]].status = sub[i].status;
+        ops[idx[i]].err = sub[i].err;
+        ops[idx[i]].reason = sub[i].reason;
+    }
+}
+
 int ka_run(KA_KEY *k, struct kaio_op *ops, size_t n)
 {
-    struct kaio_op *rest[KAIO_MAX_BATCH];
-    size_t i, nrest = 0, notrun;
+    struct kaio_op sub[KAIO_MAX_BATCH];
+    size_t idx[KAIO_MAX_BATCH], i, m, small = 0;
     enum kaio_path path;
     enum kaio_reason why;
 
     if (n == 0)
         return 1;
+    if (n > KAIO_MAX_BATCH) {
+        ka_raise(k->prov, KA_R_BACKEND, "%zu operations in one batch (at most %d)", n, KAIO_MAX_BATCH);
+        return 0;
+    }
     if (!ka_key_in_kernel(k, &why)) {
         kaio_count_fallback(why, n);
         return run_software(k, ops, n);
     }
     for (i = 0; i < n; i++) {
-        ops[i].status = 0;
-        ops[i].reason = KAIO_R_NONE;
-    }
-    if (k->prov->kernel_min_bytes > 0) {
-        /* Below the threshold a record is cheaper on the CPU: mark it for software. */
-        for (i = 0; i < n; i++)
-            if (ops[i].len < k->prov->kernel_min_bytes) {
-                ops[i].status = KAIO_NOT_RUN;
-                ops[i].reason = KAIO_R_SMALL_RECORD;
-            }
+        /* Below the threshold a record is cheaper on the CPU: it stays in software. */
+        int below = ops[i].len < k->prov->kernel_min_bytes;
+
+        ops[i].status = below ? KAIO_NOT_RUN : 0;
+        ops[i].reason = below ? KAIO_R_SMALL_RECORD : KAIO_R_NONE;
+        small += below;
     }
     if (k->prov->backend == KA_BACKEND_AIO)
         path = KAIO_PATH_AIO;
-    else if (k->prov->backend == KA_BACKEND_SYNC || n < k->prov->aio_min_batch)
+    else if (k->prov->backend == KA_BACKEND_SYNC || n - small < k->prov->aio_min_batch)
         path = KAIO_PATH_SYNC;
     else
         path = KAIO_PATH_AIO;
 
-    notrun = 0;
-    {
-        /* Hand the kernel the ops it may take, in one call. */
-        struct kaio_op kops[KAIO_MAX_BATCH];
-        size_t map[KAIO_MAX_BATCH], nk = 0;
-
-        for (i = 0; i < n; i++)
-            if (ops[i].status != KAIO_NOT_RUN) {
-                kops[nk] = ops[i];
-                map[nk++] = i;
-            }
-        if (nk > 0)
-            kaio_key_run(k->kernel, kops, nk, path);
-        for (i = 0; i < nk; i++) {
-            ops[map[i]].status = kops[i].status;
-            ops[map[i]].err = kops[i].err;
-            ops[map[i]].reason = kops[i].reason;
-        }
+    /* The kernel gets every op it may take, in one call. */
+    if (small == 0) {
+        kaio_key_run(k->kernel, ops, n, path);
+    } else if ((m = gather(ops, n, 0, sub, idx)) > 0) {
+        kaio_key_run(k->kernel, sub, m, path);
+        scatter(ops, sub, idx, m);
     }
-    for (i = 0; i < n; i++)
-        if (ops[i].status == KAIO_NOT_RUN) {
-            kaio_count_fallback(ops[i].reason != KAIO_R_NONE ? ops[i].reason : KAIO_R_KERNEL_ERROR, 1);
-            rest[nrest++] = &ops[i];
-            notrun++;
-        }
-    for (i = 0; i < nrest; i++)
-        if (!run_software(k, rest[i], 1))
-            return 0;
+    /* What it could not take runs in software, also in one call. */
+    if ((m = gather(ops, n, 1, sub, idx)) == 0)
+        return 1;
+    for (i = 0; i < m; i++)
+        kaio_count_fallback(sub[i].reason != KAIO_R_NONE ? sub[i].reason : KAIO_R_KERNEL_ERROR, 1);
+    if (!run_software(k, sub, m))
+        return 0;
+    scatter(ops, sub, idx, m);
     return 1;
 }
