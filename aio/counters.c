@@ -76,6 +76,7 @@ const char *kaio_counter_name(enum kaio_counter c)
         [KAIO_C_BYTES_KERNEL] = "bytes_kernel",
         [KAIO_C_BYTES_SOFTWARE] = "bytes_software",
         [KAIO_C_TAG_FAILURES] = "tag_failures",
+        [KAIO_C_OPS_COALESCED] = "ops_coalesced",
     };
 
     return (unsigned)c < KAIO_NCOUNTERS && names[c] != NULL ? names[c] : "unknown";

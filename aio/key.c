@@ -22,6 +22,12 @@ static int sock_is_ours(const struct kaio_sock *s)
     return kaio_sys_fd_ino(s->fd, &ino) == 0 && ino == s->ino;
 }
 
+/* Every tfm of the key: the slots, then the ecb one (s == KAIO_TAG_SLOTS). */
+static struct kaio_tfm *tfm_at(const struct kaio_key *k, unsigned s)
+{
+    return s < KAIO_TAG_SLOTS ? k->t[s] : k->ecb;
+}
+
 /* Forgets a socket; closes the fd only when it still is the socket we made
  * (a daemon may have closed it and the number may now be someone else's). */
 static void sock_drop(struct kaio_sock *s)
@@ -40,8 +46,8 @@ static void forget_stale(struct kaio_key *k, int fd)
 {
     unsigned s, i;
 
-    for (s = 0; s < KAIO_TAG_SLOTS; s++) {
-        struct kaio_tfm *t = k->t[s];
+    for (s = 0; s <= KAIO_TAG_SLOTS; s++) {
+        struct kaio_tfm *t = tfm_at(k, s);
 
         if (t == NULL)
             continue;
@@ -195,8 +201,8 @@ void kaio_key_drop_all(struct kaio_key *k)
 {
     unsigned s, i;
 
-    for (s = 0; s < KAIO_TAG_SLOTS; s++) {
-        struct kaio_tfm *t = k->t[s];
+    for (s = 0; s <= KAIO_TAG_SLOTS; s++) {
+        struct kaio_tfm *t = tfm_at(k, s);
 
         if (t == NULL)
             continue;
@@ -289,6 +295,11 @@ void kaio_key_free(struct kaio_key *k)
     kaio_key_drop_all(k);
     for (s = 0; s < KAIO_TAG_SLOTS; s++)
         free(k->t[s]);
+    free(k->ecb);
+    if (k->ks != NULL) {
+        explicit_bzero(k->ks, k->ks_cap);
+        free(k->ks);
+    }
     explicit_bzero(k->key, sizeof(k->key));
     pthread_mutex_destroy(&k->lock);
     free(k);
@@ -298,8 +309,8 @@ void kaio_key_sockets(const struct kaio_key *k, unsigned *tfms, unsigned *ops)
 {
     unsigned s, i, nt = 0, no = 0;
 
-    for (s = 0; s < KAIO_TAG_SLOTS; s++) {
-        const struct kaio_tfm *t = k->t[s];
+    for (s = 0; s <= KAIO_TAG_SLOTS; s++) {
+        const struct kaio_tfm *t = tfm_at(k, s);
 
         if (t == NULL)
             continue;
@@ -314,4 +325,87 @@ void kaio_key_sockets(const struct kaio_key *k, unsigned *tfms, unsigned *ops)
 size_t kaio_key_max_msg(const struct kaio_key *k)
 {
     return k->maxmsg;
+}
+
+/* ---------------- ecb(aes) for CTR coalescing ---------------- */
+
+static int ecb_tfm_open(struct kaio_key *k, struct kaio_tfm *t)
+{
+    struct sockaddr_alg sa;
+    int fd, r;
+
+    if (kaio_fd_reserve() < 0)
+        return -EMFILE;
+    memset(&sa, 0, sizeof(sa));
+    sa.salg_family = AF_ALG;
+    strcpy((char *)sa.salg_type, "skcipher");
+    strcpy((char *)sa.salg_name, "ecb(aes)");
+    fd = kaio_sys_socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        kaio_fd_release();
+        return map_open_err(fd);
+    }
+    r = kaio_sys_bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    if (r == 0)
+        r = kaio_sys_setsockopt(fd, SOL_ALG, ALG_SET_KEY, k->key, (socklen_t)k->keylen);
+    if (r < 0) {
+        kaio_sys_close(fd);
+        kaio_fd_release();
+        /* A kernel without ecb(aes), or refusing the key, stays that way. */
+        if (r != -EMFILE && r != -ENFILE && r != -ENOMEM && r != -EINTR)
+            t->err = r;
+        return r;
+    }
+    return sock_adopt(k, &t->tfm, fd);
+}
+
+int kaio_key_ecb(struct kaio_key *k)
+{
+    struct kaio_tfm *t = k->ecb;
+    unsigned i;
+    int r;
+
+    if (t == NULL) {
+        t = calloc(1, sizeof(*t));
+        if (t == NULL)
+            return -ENOMEM;
+        t->tfm.fd = -1;
+        for (i = 0; i < KAIO_MAX_BATCH; i++)
+            t->op[i].fd = -1;
+        k->ecb = t;
+    }
+    if (t->err)
+        return t->err;
+    if (t->op[0].fd >= 0)
+        return t->op[0].fd;
+    if (t->tfm.fd < 0 && (r = ecb_tfm_open(k, t)) < 0)
+        return r;
+    r = kaio_key_op(k, t, 0);
+    if (r < 0 && r != -EMFILE)
+        sock_drop(&t->tfm); /* closed under us, or broken: reopen next time */
+    return r;
+}
+
+void kaio_key_ecb_drop(struct kaio_key *k)
+{
+    if (k->ecb != NULL)
+        sock_drop(&k->ecb->op[0]);
+}
+
+unsigned char *kaio_key_scratch(struct kaio_key *k, size_t len)
+{
+    unsigned char *p;
+
+    if (len <= k->ks_cap)
+        return k->ks;
+    p = malloc(len);
+    if (p == NULL)
+        return NULL;
+    if (k->ks != NULL) {
+        explicit_bzero(k->ks, k->ks_cap);
+        free(k->ks);
+    }
+    k->ks = p;
+    k->ks_cap = len;
+    return p;
 }

@@ -33,6 +33,11 @@ struct kaio_key {
     pthread_mutex_t lock;
     size_t maxmsg;       /* bytes one kernel operation may carry; 0 = not learnt */
     struct kaio_tfm *t[KAIO_TAG_SLOTS];
+    /* CTR coalescing (run.c): ecb(aes) under the same key, opened when first
+     * needed; its op[0] turns a whole batch's counter blocks into keystream. */
+    struct kaio_tfm *ecb;
+    unsigned char *ks;   /* keystream scratch kept between batches; cleansed when freed */
+    size_t ks_cap;
 };
 
 /* Sockets of a child's inherited key are dropped here and rebuilt lazily. */
@@ -45,5 +50,15 @@ struct kaio_tfm *kaio_key_tfm(struct kaio_key *k, unsigned slot, int *err);
 int kaio_key_op(struct kaio_key *k, struct kaio_tfm *t, unsigned idx);
 /* Closes op socket idx (its kernel state is unknown after a failure). */
 void kaio_key_op_drop(struct kaio_tfm *t, unsigned idx);
+
+/* The ecb(aes) op socket of a CTR key, tfm and socket opened when first
+ * needed; its fd or -errno. A kernel that cannot bind or key ecb(aes) is
+ * remembered, so later batches do not try again. */
+int kaio_key_ecb(struct kaio_key *k);
+/* Closes the ecb op socket (its kernel state is unknown after a failure). */
+void kaio_key_ecb_drop(struct kaio_key *k);
+/* The key's keystream scratch, at least len bytes (grown as needed); NULL
+ * when out of memory. */
+unsigned char *kaio_key_scratch(struct kaio_key *k, size_t len);
 
 #endif

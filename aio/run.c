@@ -128,6 +128,7 @@ struct job {
     int in_wave;
     int sent;
     int via_aio;             /* some of it ran through io_submit */
+    int shared;              /* it ran inside one coalesced kernel operation */
     int as_encrypt;          /* GCM decrypt of no data: encrypt, compare tags */
     unsigned lost;           /* times its socket turned out closed under us */
     unsigned retries;        /* reads that came back EINTR/EAGAIN/EBUSY */
@@ -189,7 +190,7 @@ static void finish(struct job *j, int status)
 {
     j->op->status = status;
     j->pending = 0;
-    kaio_count(j->via_aio ? KAIO_C_OPS_AIO : KAIO_C_OPS_SYNC, 1);
+    kaio_count(j->shared ? KAIO_C_OPS_COALESCED : j->via_aio ? KAIO_C_OPS_AIO : KAIO_C_OPS_SYNC, 1);
     if (status == 0)
         kaio_count(KAIO_C_BYTES_KERNEL, j->op->len);
 }
@@ -614,9 +615,173 @@ static void coalesce_cbc_decrypt(struct batch *b, int *ran)
                     p[y] ^= prev[x - 1][y] ^ iv[y];
             }
             g[x]->off = g[x]->op->len;
+            g[x]->shared = 1;
             finish(g[x], 0);
         }
     }
+}
+
+/* ---------------- CTR as one ecb(aes) operation ---------------- */
+
+/* Keystream bytes per ecb operation and per key's scratch, at most: a key
+ * keeps its scratch, so this bounds the memory a key holds. */
+#define KS_MAX (64u * 1024)
+
+static void ctr_inc(unsigned char c[16])
+{
+    int i = 15;
+
+    while (i >= 0 && ++c[i] == 0)
+        i--;
+}
+
+static void xor_stream(unsigned char *out, const unsigned char *in, const unsigned char *ks, size_t n)
+{
+    size_t i = 0;
+
+    /* Word at a time: the compiler cannot vectorise when out may be in. */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t a, c;
+
+        memcpy(&a, in + i, 8);
+        memcpy(&c, ks + i, 8);
+        a ^= c;
+        memcpy(out + i, &a, 8);
+    }
+    for (; i < n; i++)
+        out[i] = in[i] ^ ks[i];
+}
+
+/* One ecb encryption of len bytes in buf, in place; 0 or -1 (socket dropped). */
+static int ecb_run(struct kaio_key *k, int fd, unsigned char *buf, size_t len)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(uint32_t))];
+        struct cmsghdr align;
+    } cm;
+    struct iovec io = { buf, len };
+    struct msghdr m;
+    struct cmsghdr *c;
+    uint32_t opv = ALG_OP_ENCRYPT;
+    unsigned attempt;
+    ssize_t r;
+
+    /* No IV: ecb(aes) has none, and the kernel rejects one of another size. */
+    memset(&cm, 0, sizeof(cm));
+    memset(&m, 0, sizeof(m));
+    m.msg_control = cm.buf;
+    m.msg_controllen = sizeof(cm.buf);
+    m.msg_iov = &io;
+    m.msg_iovlen = 1;
+    c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_ALG;
+    c->cmsg_type = ALG_SET_OP;
+    c->cmsg_len = CMSG_LEN(sizeof(opv));
+    memcpy(CMSG_DATA(c), &opv, sizeof(opv));
+    r = kaio_sys_sendmsg(fd, &m, MSG_DONTWAIT);
+    if (r != (ssize_t)len)
+        goto drop;
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = &io;
+    m.msg_iovlen = 1;
+    /* The kernel copied the counters at sendmsg: the result may overwrite them. */
+    for (attempt = 1;; attempt++) {
+        r = kaio_sys_recvmsg(fd, &m, 0);
+        if (r != -EINTR || attempt >= KAIO_RETRIES)
+            break;
+    }
+    if (r == (ssize_t)len)
+        return 0;
+drop:
+    /* Unknown socket state; the records keep their progress and the waves
+     * finish them on the ctr(aes) sockets, which report any real error. */
+    kaio_key_ecb_drop(k);
+    return -1;
+}
+
+/*
+ * CTR of n records is the XOR of each record with E_K(counter blocks): the
+ * counter blocks of all pending records (each from its own counter, one per
+ * started block) are encrypted by one ecb(aes) operation per KS_MAX bytes,
+ * and the keystream is XORed into each output here. A record may span two
+ * ecb operations; after a failure its offset and counter are where the
+ * waves resume it. Without ecb(aes) this silently does nothing.
+ */
+static void coalesce_ctr(struct batch *b, int *ran)
+{
+    struct kaio_key *k = b->k;
+    size_t lim = max_msg(k), i, nrec = 0, need = 0, cap, used = 0;
+    unsigned char *ks;
+    int fd;
+
+    for (i = 0; i < b->n; i++)
+        if (b->jobs[i].pending) {
+            nrec++;
+            need += (b->jobs[i].op->len + KAIO_BLOCK - 1) / KAIO_BLOCK * KAIO_BLOCK;
+        }
+    if (nrec < 2)
+        return;
+    lim = lim < KS_MAX ? lim : KS_MAX;
+    lim -= lim % KAIO_BLOCK;
+    cap = need < lim ? need : lim;
+    if ((fd = kaio_key_ecb(k)) < 0 || (ks = kaio_key_scratch(k, cap)) == NULL)
+        return;
+    i = 0;
+    while (i < b->n) {
+        struct {
+            struct job *j;
+            size_t len;
+            unsigned char next[16];
+        } seg[KAIO_MAX_BATCH];
+        size_t nseg = 0, fill = 0, x;
+
+        /* Counter blocks of the pending records, in order, until cap is full. */
+        for (; i < b->n && fill < cap; i++) {
+            struct job *j = &b->jobs[i];
+            size_t left, blocks, nb;
+            unsigned char ctr[16];
+
+            if (!j->pending)
+                continue;
+            left = j->op->len - j->off;
+            blocks = (left + KAIO_BLOCK - 1) / KAIO_BLOCK;
+            nb = (cap - fill) / KAIO_BLOCK;
+            nb = blocks < nb ? blocks : nb;
+            memcpy(ctr, j->iv, 16);
+            for (x = 0; x < nb; x++) {
+                memcpy(ks + fill + x * KAIO_BLOCK, ctr, 16);
+                ctr_inc(ctr);
+            }
+            seg[nseg].j = j;
+            seg[nseg].len = nb < blocks ? nb * KAIO_BLOCK : left;
+            memcpy(seg[nseg].next, ctr, 16);
+            nseg++;
+            fill += nb * KAIO_BLOCK;
+            if (nb < blocks)
+                break; /* the rest of this record goes in the next operation */
+        }
+        if (fill == 0)
+            break;
+        used = fill > used ? fill : used;
+        if (ecb_run(k, fd, ks, fill) < 0)
+            break;
+        *ran = 1;
+        kaio_count(KAIO_C_KERNEL_OPS, 1);
+        for (x = 0, fill = 0; x < nseg; x++) {
+            struct job *j = seg[x].j;
+
+            xor_stream(j->op->out + j->off, j->op->in + j->off, ks + fill, seg[x].len);
+            fill += (seg[x].len + KAIO_BLOCK - 1) / KAIO_BLOCK * KAIO_BLOCK;
+            memcpy(j->iv, seg[x].next, 16);
+            j->off += seg[x].len;
+            if (j->off == j->op->len) {
+                j->shared = 1;
+                finish(j, 0);
+            }
+        }
+    }
+    /* Keystream of records already sent is no one's business. */
+    explicit_bzero(ks, used);
 }
 
 /* ---------------- the batch ---------------- */
@@ -686,6 +851,8 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
     }
     if (k->mode == KAIO_CBC && kaio_coalesce() && b.aad_sink != NULL)
         coalesce_cbc_decrypt(&b, &used_sync);
+    if (k->mode == KAIO_CTR && kaio_coalesce())
+        coalesce_ctr(&b, &used_sync);
     for (i = 0; i < n; i++)
         torun += jobs[i].pending;
     /* An AIO context only when something goes to the kernel. */

@@ -118,8 +118,11 @@ void kaio_set_aio_disabled(int disabled);
  * kernel operation over their ciphertexts (scatter/gather, no copies), then
  * each record's first block is fixed up in user space:
  * P1 = D(C1) xor IV_i = kernel_output_block xor prev_last_C xor IV_i.
- * KAIO_C_KERNEL_OPS counts kernel operations, KAIO_C_OPS_* records, so the
- * saving is visible. Results are identical either way.
+ * Likewise the CTR ops of a batch: their counter blocks go through one
+ * ecb(aes) operation and the keystream is XORed in user space.
+ * KAIO_C_KERNEL_OPS counts kernel operations and KAIO_C_OPS_COALESCED the
+ * records that shared one, so the saving is visible. Results are identical
+ * either way.
  */
 void kaio_set_coalesce(int on);
 
@@ -168,6 +171,7 @@ enum kaio_counter {
     KAIO_C_BYTES_KERNEL,
     KAIO_C_BYTES_SOFTWARE,
     KAIO_C_TAG_FAILURES,
+    KAIO_C_OPS_COALESCED,    /* records that shared one kernel operation (coalesce), not in ops_aio/ops_sync */
     KAIO_NCOUNTERS
 };
 

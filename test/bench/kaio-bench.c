@@ -4,7 +4,7 @@
  *   aio:  repeated batches of N independent records (own IV each), one
  *         kaio_key_run(..., N, KAIO_PATH_AIO) per batch;
  *   sync: the same N records as N calls kaio_key_run(..., 1, KAIO_PATH_SYNC);
- *   aio+coalesce (--coalesce, CBC decryption only): the aio batch with
+ *   aio+coalesce (--coalesce, CBC decryption and CTR): the aio batch with
  *         kaio_set_coalesce(1), one kernel operation for the whole batch.
  *
  * Paths alternate batch by batch (rotating which goes first) so a busy host
@@ -344,7 +344,7 @@ static int bench_mode(enum bmode m, const struct opts *o)
     }
     paths[np++] = P_AIO;
     paths[np++] = P_SYNC;
-    if (o->coalesce && m == CBC_DEC)
+    if (o->coalesce && (m == CBC_DEC || m == CTR))
         paths[np++] = P_COALESCE;
     if (!make_recs(m, o, &r)) {
         fprintf(stderr, "%s: cannot set up the records (libcrypto or memory)\n", bmode_names[m]);
@@ -468,7 +468,7 @@ static void usage(FILE *f)
             "  --size BYTES   record size (default 256)\n"
             "  --rounds R     paired rounds (default 7); --seconds S stops earlier (after 3 rounds)\n"
             "  --reps B       batches per path per round (default: sized so a round takes --round-ms, default 200)\n"
-            "  --coalesce     also time CBC decryption as one kernel operation per batch\n",
+            "  --coalesce     also time CBC decryption and CTR as one kernel operation per batch\n",
             KAIO_MAX_BATCH);
 }
 
