@@ -87,6 +87,18 @@ int ka_check_io(const KA_CTX *c, const unsigned char *out, const unsigned char *
     return 1;
 }
 
+int ka_check_io_size(const KA_CTX *c, const unsigned char *out, size_t outsize,
+                     const unsigned char *in, size_t inl)
+{
+    if (!ka_check_io(c, out, in, inl, 0))
+        return 0;
+    if (outsize < inl) {
+        ka_raise(c->prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, "%zu bytes of room for %zu", outsize, inl);
+        return 0;
+    }
+    return 1;
+}
+
 static const OSSL_PARAM cipher_gettable[] = {
     OSSL_PARAM_uint(OSSL_CIPHER_PARAM_MODE, NULL),
     OSSL_PARAM_size_t(OSSL_CIPHER_PARAM_KEYLEN, NULL),

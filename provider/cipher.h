@@ -62,6 +62,9 @@ void ka_raise_no_key(const KA_CTX *c);
  */
 int ka_check_io(const KA_CTX *c, const unsigned char *out, const unsigned char *in, size_t inl,
                 size_t lag);
+/* ka_check_io for a call that outputs exactly inl bytes, with room for outsize. */
+int ka_check_io_size(const KA_CTX *c, const unsigned char *out, size_t outsize,
+                     const unsigned char *in, size_t inl);
 
 /* Cipher (algorithm) params: mode, keylen, ivlen, blocksize, aead, custom-iv, ... */
 int ka_cipher_get_params(OSSL_PARAM params[], unsigned int evp_mode, int aead,

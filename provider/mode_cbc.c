@@ -243,12 +243,8 @@ static int cbc_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsi
 {
     KA_GENERIC_CTX *g = vctx;
 
-    if (!ka_check_io(&g->base, out, in, inl, 0))
+    if (!ka_check_io_size(&g->base, out, outsize, in, inl))
         return 0;
-    if (outsize < inl) {
-        ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, NULL);
-        return 0;
-    }
     if (inl % KAIO_BLOCK != 0) {
         ka_raise(g->base.prov, KA_R_WRONG_FINAL_BLOCK_LENGTH, "EVP_Cipher on CBC takes whole blocks");
         return 0;

@@ -62,17 +62,7 @@ static int ctr_update(void *vctx, unsigned char *out, size_t *outl, size_t outsi
 {
     KA_GENERIC_CTX *g = vctx;
 
-    if (!ka_check_io(&g->base, out, in, inl, 0))
-        return 0;
-    if (inl == 0) {
-        *outl = 0;
-        return 1;
-    }
-    if (outsize < inl) {
-        ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, NULL);
-        return 0;
-    }
-    if (!ctr_crypt(g, out, in, inl))
+    if (!ka_check_io_size(&g->base, out, outsize, in, inl) || !ctr_crypt(g, out, in, inl))
         return 0;
     *outl = inl;
     return 1;
@@ -92,21 +82,11 @@ static int ctr_final(void *vctx, unsigned char *out, size_t *outl, size_t outsiz
     return 1;
 }
 
+/* A stream mode: EVP_Cipher is an update. */
 static int ctr_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsize,
                       const unsigned char *in, size_t inl)
 {
-    KA_GENERIC_CTX *g = vctx;
-
-    if (!ka_check_io(&g->base, out, in, inl, 0))
-        return 0;
-    if (outsize < inl) {
-        ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, NULL);
-        return 0;
-    }
-    if (!ctr_crypt(g, out, in, inl))
-        return 0;
-    *outl = inl;
-    return 1;
+    return ctr_update(vctx, out, outl, outsize, in, inl);
 }
 
 /*
