@@ -42,6 +42,14 @@ grep -E '^(ops_|bytes_|fallback)' "$tmp/stats" | sed 's/^/  /'
 
 if ((lab)); then
   echo
-  echo "== kernel lab: Debian $kernel under qemu (emulated, so slow; only the path matters here)"
-  "$top/test/kernel-lab/run.sh" --kernel "$kernel" --build-dir "$top/build" -- kcapi-aio-info --exercise
+  echo "== kernel lab: Debian $kernel under qemu (emulated, so slow; ratios and paths matter here, not speeds)"
+  echo "   1. the same report and round trip, where the kernel does the work;"
+  echo "   2. batches of 16 independent 256-byte records: one io_submit each (aio) against 16 single"
+  echo "      synchronous records, and CBC decryption / CTR of a batch as one kernel operation (coalesce)"
+  cat >"$tmp/demo.list" <<'LIST'
+default report  kcapi-aio-info --exercise
+default batches kaio-bench --mode cbc-dec,ctr --size 256 --batch 16 --coalesce --rounds 3 --round-ms 100
+LIST
+  "$top/test/kernel-lab/run.sh" --kernel "$kernel" --build-dir "$top/build" --list "$tmp/demo.list" |
+    grep -E '^(KLAB-RESULT|  \|)' | grep -v ' BENCH '
 fi
