@@ -98,7 +98,8 @@ void pu_counters(struct pu_counters *c)
     c->batches_sw = field(buf, "batches_software");
     c->batches = c->batches_aio + c->batches_sync + c->batches_sw;
     c->ops_sw = field(buf, "ops_software");
-    c->ops = field(buf, "ops_aio") + field(buf, "ops_sync") + c->ops_sw;
+    /* Records that shared one coalesced kernel operation count there. */
+    c->ops = field(buf, "ops_aio") + field(buf, "ops_sync") + field(buf, "ops_coalesced") + c->ops_sw;
     c->io_submit = field(buf, "io_submit_calls");
     c->kernel_ops = field(buf, "kernel_ops");
 }

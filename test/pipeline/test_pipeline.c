@@ -529,9 +529,11 @@ START_TEST(counters)
                           "%s %s n=%zu: %llu batches, %llu ops (1 and %zu expected)", tu_ciphers[_i],
                           enc ? "enc" : "dec", n, (unsigned long long)(b.batches - a.batches),
                           (unsigned long long)(b.ops - a.ops), n);
+            /* One io_submit per update; an injected short io_submit makes the engine resubmit the rest. */
             if (b.batches_aio > a.batches_aio)
-                ck_assert_msg(b.io_submit - a.io_submit == 1, "%llu io_submit calls",
-                              (unsigned long long)(b.io_submit - a.io_submit));
+                ck_assert_msg(getenv("KCAPI_AIO_FAULT") != NULL ? b.io_submit - a.io_submit >= 1
+                                                               : b.io_submit - a.io_submit == 1,
+                              "%llu io_submit calls", (unsigned long long)(b.io_submit - a.io_submit));
             ck_assert(b.kernel_ops - a.kernel_ops <= n);
             if (b.batches_sw > a.batches_sw)
                 ck_assert(b.ops_sw - a.ops_sw == n);
