@@ -265,6 +265,7 @@ struct kaio_key *kaio_key_new(enum kaio_mode mode, const unsigned char *key, siz
     k->mode = mode;
     memcpy(k->key, key, keylen);
     k->keylen = keylen;
+    k->opcap = caps->mode[mode].op_cap;
     k->pid = getpid();
     k->gen = kaio_fork_generation();
     pthread_mutex_init(&k->lock, NULL);

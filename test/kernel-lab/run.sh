@@ -8,7 +8,8 @@
 #   run.sh --fetch-only [--kernel K] [--refresh]                 only fill the kernel cache
 #
 # Scenarios: default (all AF_ALG modules), no-gcm (gcm(aes) absent), no-aio
-# (fs.aio-max-nr = 0). Without --scenario the list runs every scenario that has
+# (fs.aio-max-nr = 0), device (a virtio-crypto device serves cbc(aes), no AES-NI).
+# Without --scenario the list runs every scenario that has
 # entries; a command runs in "default". PROGRAM is looked up in DIR/modules, then
 # in DIR, then in the guest's PATH (busybox). Exit status: 0 when every guest test
 # passed or skipped, 1 when one failed, timed out or went unreported, 2 on setup errors.
@@ -38,7 +39,7 @@ while (($#)); do
 done
 
 if [[ $kernel == all ]]; then kernels=("${klab_series_all[@]}"); else klab_check_series "$kernel"; kernels=("$kernel"); fi
-case ${scenario:-default} in default|no-gcm|no-aio) ;; *) klab_die "unknown scenario '$scenario'";; esac
+case ${scenario:-default} in default|no-gcm|no-aio|device) ;; *) klab_die "unknown scenario '$scenario'";; esac
 
 klab_need qemu-system-x86_64:qemu-system-x86 busybox:busybox-static cpio:cpio xz:xz-utils \
   depmod:kmod timeout:coreutils
@@ -110,7 +111,7 @@ prepare_tests() {
     return
   fi
   [[ -f $list ]] || klab_die "test list $list not found"
-  for s in default no-gcm no-aio; do
+  for s in default no-gcm no-aio device; do
     [[ -n $scenario && $s != "$scenario" ]] && continue
     awk -v s="$s" '!/^[[:space:]]*(#|$)/ && ($1 == s || $1 == "all") { $1 = ""; sub(/^ +/, ""); print }' \
       "$list" | fill_placeholders >"$dir/$s.list"
@@ -139,10 +140,15 @@ boot() {
   expected=$(awk '{ print $1 }' "$work/tests/$s.list")
   n=$(wc -l <"$work/tests/$s.list")
   klab_log "booting $series ($(cat "$kdir/kver")), scenario $s, $n test(s), timeout ${boot_timeout}s"
+  local machine=(-cpu max)
+  if [[ $s == device ]]; then
+    # No AES-NI, so the device's driver (priority 150) outranks the C AES (100).
+    machine=(-cpu max,aes=off -object cryptodev-backend-builtin,id=c0 -device virtio-crypto-pci,cryptodev=c0)
+  fi
   t0=$(date +%s.%N)
   # stdin from /dev/null: qemu must not grab the terminal; the console goes to stdout.
   {
-    timeout -k 10 "$boot_timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m "${KLAB_QEMU_MEM:-1G}" \
+    timeout -k 10 "$boot_timeout" qemu-system-x86_64 -accel tcg "${machine[@]}" -smp 1 -m "${KLAB_QEMU_MEM:-1G}" \
       -nographic -no-reboot -nic none \
       -kernel "$kdir/vmlinuz" -initrd "$img" \
       -append "console=ttyS0 quiet panic=-1 klab.scenario=$s" </dev/null 2>&1 &
@@ -194,7 +200,7 @@ for series in "${kernels[@]}"; do
   mkdir -p "$work"
   prepare_tests "$work/tests"
   scenarios=()
-  for s in default no-gcm no-aio; do [[ -f $work/tests/$s.list ]] && scenarios+=("$s"); done
+  for s in default no-gcm no-aio device; do [[ -f $work/tests/$s.list ]] && scenarios+=("$s"); done
   if ((!${#scenarios[@]})); then klab_log "no entries for kernel $series"; continue; fi
   if [[ $gcm_state == built-in ]] && [[ " ${scenarios[*]} " == *" no-gcm "* ]]; then
     klab_log "warning: gcm is built into $kver: the no-gcm scenario cannot remove it"
