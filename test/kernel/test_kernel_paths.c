@@ -300,6 +300,48 @@ START_TEST(report_tells)
 }
 END_TEST
 
+/*
+ * The device goes away under a running program (KAIO_TEST_REMOVE_MODULE names
+ * its module; the lab's device scenario, last test of the boot): keys made
+ * after it run in software, with the reason, and give the same bytes; no
+ * call fails. A fresh process then finds the CPU driver and says so.
+ */
+START_TEST(device_removed)
+{
+    const char *mod = getenv("KAIO_TEST_REMOVE_MODULE");
+    char cmd[256], line[512], all[8192] = "";
+    struct snap a, b, c;
+    FILE *f;
+    int rc;
+
+    snap(&a);
+    one_record("AES-128-CBC", 4096, 12, 0);
+    snap(&b);
+    if (!kernel_72())
+        ck_assert_msg(b.aio + b.sync > a.aio + a.sync, "the device did not run the first record");
+    snprintf(cmd, sizeof(cmd), "rmmod %s", mod);
+    rc = system(cmd);
+    ck_assert_msg(rc == 0, "%s: status %d", cmd, rc);
+    one_record("AES-128-CBC", 4096, 12, 0);
+    one_record("AES-256-CBC", 70000, 12, 0);
+    snap(&c);
+    ck_assert_msg(c.aio == b.aio && c.sync == b.sync, "kernel operations after the device went away");
+    ck_assert_msg(c.sw > b.sw, "no software operations after the device went away");
+    if (!kernel_72())
+        ck_assert_msg(c.fb[KAIO_R_ALG_MISSING] > b.fb[KAIO_R_ALG_MISSING], "reason not counted");
+    f = popen("./kcapi-aio-info", "r");
+    ck_assert(f != NULL);
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strlen(all) + strlen(line) < sizeof(all))
+            strcat(all, line);
+    ck_assert_int_eq(pclose(f), 0);
+    printf("after rmmod %s:\n%s", mod, all);
+    ck_assert_msg(strstr(all, "cbc(aes): kernel has it (driver ") != NULL && strstr(all, "virtio_crypto") == NULL
+                      && strstr(all, "runs on this CPU: in-process AES is faster") != NULL,
+                  "%s", all);
+}
+END_TEST
+
 int main(void)
 {
     int fd = socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -318,11 +360,16 @@ int main(void)
     tc = tcase_create("paths");
     printf("backend=%s scenario=%s\n", backend(), scenario());
     tcase_set_timeout(tc, 1200);
+    if (getenv("KAIO_TEST_REMOVE_MODULE") != NULL) {
+        tcase_add_test(tc, device_removed);
+        goto run;
+    }
     tcase_add_loop_test(tc, cbc_ctr_in_kernel, 0, 6);
     tcase_add_loop_test(tc, gcm_in_kernel_or_reasoned, 0, 3);
     tcase_add_test(tc, gcm_other_iv_length);
     tcase_add_test(tc, gcm_streaming_pattern);
     tcase_add_test(tc, report_tells);
+run:
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     /* The counters are per process: run the cases in this one. */
