@@ -145,11 +145,20 @@ static const char *const device_names[] = {
     "sa2ul", "starfive", "tegra", "nx_", "ocs", "sec2", NULL
 };
 
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
 /* One driver that is not a template instance, with its module (may be ""). */
 static enum kaio_driver_class leaf_class(const char *name, const char *module, int *known)
 {
     *known = 1;
-    if (equals_any(module, cpu_modules) || contains_any(name, cpu_names))
+    /* "-generic" and "-lib" (7.x: aes-lib, ghash-lib) are the kernel's C code. */
+    if (equals_any(module, cpu_modules) || contains_any(name, cpu_names) || ends_with(name, "-generic")
+        || ends_with(name, "-lib"))
         return KAIO_DRV_CPU;
     if (contains_any(name, device_names) || contains_any(module, device_names))
         return KAIO_DRV_DEVICE;
