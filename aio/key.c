@@ -325,7 +325,8 @@ void kaio_key_sockets(const struct kaio_key *k, unsigned *tfms, unsigned *ops)
 
 size_t kaio_key_max_msg(const struct kaio_key *k)
 {
-    return k->maxmsg;
+    /* A device driver's own cap counts too. */
+    return k->maxmsg && k->opcap && k->opcap < k->maxmsg ? k->opcap : k->maxmsg;
 }
 
 /* ---------------- ecb(aes) for CTR coalescing ---------------- */
