@@ -111,14 +111,14 @@ prepare_tests() {
     return
   fi
   [[ -f $list ]] || klab_die "test list $list not found"
-  # "SCENARIO/3.5" entries run only in builds with the pipeline API (OpenSSL 3.5+):
-  # scripts/test.sh runs the lab for a 3.0 and a 3.5 build, and some suites need
-  # to run in one of them only.
+  # "SCENARIO/3.5" entries run only in builds with the pipeline API (OpenSSL 3.5+),
+  # "SCENARIO/3.0" only in builds without it: scripts/test.sh runs the lab for a
+  # 3.0 and a 3.5 build, and a suite that needs one run goes to one of them.
   local has35=0
   grep -q '^KAIO_HAVE_EVP_PIPELINE:INTERNAL=1$' "$build_dir/CMakeCache.txt" 2>/dev/null && has35=1
   for s in default no-gcm no-aio device; do
     [[ -n $scenario && $s != "$scenario" ]] && continue
-    awk -v s="$s" -v has35="$has35" '!/^[[:space:]]*(#|$)/ && ($1 == s || $1 == "all" || (has35 && $1 == s "/3.5")) { $1 = ""; sub(/^ +/, ""); print }' \
+    awk -v s="$s" -v has35="$has35" '!/^[[:space:]]*(#|$)/ && ($1 == s || $1 == "all" || (has35 && $1 == s "/3.5") || (!has35 && $1 == s "/3.0")) { $1 = ""; sub(/^ +/, ""); print }' \
       "$list" | fill_placeholders >"$dir/$s.list"
     [[ -s $dir/$s.list ]] || rm -f "$dir/$s.list"
   done
