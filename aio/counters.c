@@ -63,7 +63,7 @@ const char *kaio_reason_name(enum kaio_reason r)
         [KAIO_R_IV_LENGTH] = "IV length the kernel rejects",
         [KAIO_R_FD_BUDGET] = "fd budget spent",
         [KAIO_R_AIO_UNAVAILABLE] = "AIO unavailable",
-        [KAIO_R_TOO_LARGE] = "record too large for the socket buffer",
+        [KAIO_R_TOO_LARGE] = "message too large for one kernel operation (socket buffer or device limit)",
         [KAIO_R_KERNEL_ERROR] = "kernel refused the operation",
         [KAIO_R_FORCED] = "software backend configured",
         [KAIO_R_PATTERN] = "usage pattern one kernel operation cannot express",

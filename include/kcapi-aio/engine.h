@@ -38,7 +38,7 @@ enum kaio_reason {
     KAIO_R_IV_LENGTH,        /* GCM IV length the kernel rejects (not 12) */
     KAIO_R_FD_BUDGET,        /* configured fd budget spent */
     KAIO_R_AIO_UNAVAILABLE,  /* io_setup/io_submit unusable: AIO -> sync */
-    KAIO_R_TOO_LARGE,        /* AEAD message cannot fit the socket send buffer */
+    KAIO_R_TOO_LARGE,        /* AEAD message cannot fit one kernel operation (send buffer, device cap) */
     KAIO_R_KERNEL_ERROR,     /* the kernel refused an operation (errno kept in op) */
     KAIO_R_FORCED,           /* backend forced to software by configuration */
     KAIO_R_PATTERN,          /* a usage pattern one kernel op cannot express (GCM streaming) */
