@@ -169,8 +169,10 @@ void kaio_key_free(struct kaio_key *k);
  * Runs on one key are serialized (a mutex per key); different keys run in
  * parallel. The engine counts KAIO_R_AIO_UNAVAILABLE fallbacks itself; for
  * ops it returns as KAIO_NOT_RUN the caller counts the software run.
- * One kernel operation carries at most 256 KiB (CBC/CTR records are split
- * beyond that; larger GCM messages come back KAIO_R_TOO_LARGE).
+ * One kernel operation carries at most 256 KiB, KAIO_DEVICE_MAX_OP on a
+ * device driver (CBC/CTR records are split beyond that; larger GCM messages
+ * come back KAIO_R_TOO_LARGE). max_inflight counts the reads one AIO wave has
+ * outstanding together (1 on the sync path).
  */
 size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path);
 
