@@ -6,6 +6,18 @@
 
 static _Atomic uint64_t counters[KAIO_NCOUNTERS];
 static _Atomic uint64_t fallbacks[KAIO_NREASONS];
+static _Atomic uint64_t max_inflight;
+
+/* Touched once per kernel batch, never per software record. */
+void kaio_note_inflight(uint64_t n)
+{
+    uint64_t cur = atomic_load_explicit(&max_inflight, memory_order_relaxed);
+
+    while (n > cur
+           && !atomic_compare_exchange_weak_explicit(&max_inflight, &cur, n, memory_order_relaxed,
+                                                     memory_order_relaxed))
+        ;
+}
 
 void kaio_count(enum kaio_counter c, uint64_t n)
 {
@@ -28,6 +40,7 @@ void kaio_counters_get(struct kaio_counters *out)
         out->c[i] = atomic_load_explicit(&counters[i], memory_order_relaxed);
     for (i = 0; i < KAIO_NREASONS; i++)
         out->fallback[i] = atomic_load_explicit(&fallbacks[i], memory_order_relaxed);
+    out->max_inflight = atomic_load_explicit(&max_inflight, memory_order_relaxed);
 }
 
 void kaio_counters_reset(void)
@@ -38,6 +51,7 @@ void kaio_counters_reset(void)
         atomic_store_explicit(&counters[i], 0, memory_order_relaxed);
     for (i = 0; i < KAIO_NREASONS; i++)
         atomic_store_explicit(&fallbacks[i], 0, memory_order_relaxed);
+    atomic_store_explicit(&max_inflight, 0, memory_order_relaxed);
 }
 
 const char *kaio_reason_name(enum kaio_reason r)
@@ -49,13 +63,15 @@ const char *kaio_reason_name(enum kaio_reason r)
         [KAIO_R_IV_LENGTH] = "IV length the kernel rejects",
         [KAIO_R_FD_BUDGET] = "fd budget spent",
         [KAIO_R_AIO_UNAVAILABLE] = "AIO unavailable",
-        [KAIO_R_TOO_LARGE] = "record too large for the socket buffer",
+        [KAIO_R_TOO_LARGE] = "message too large for one kernel operation (socket buffer or device limit)",
         [KAIO_R_KERNEL_ERROR] = "kernel refused the operation",
         [KAIO_R_FORCED] = "software backend configured",
         [KAIO_R_PATTERN] = "usage pattern one kernel operation cannot express",
         [KAIO_R_SMALL_RECORD] = "record below kernel_min_bytes",
         [KAIO_R_TAG_LENGTH] = "tag length the kernel rejects",
         [KAIO_R_TAG_REPLAY] = "tag mismatch, plaintext redone in software",
+        [KAIO_R_CPU_DRIVER] = "kernel driver runs on this CPU: in-process AES is faster",
+        [KAIO_R_SYNC_ONLY] = "this kernel lets AF_ALG use only synchronous software implementations",
     };
 
     return (unsigned)r < KAIO_NREASONS && names[r] != NULL ? names[r] : "unknown";
@@ -87,6 +103,11 @@ const char *kaio_path_name(enum kaio_path p)
     static const char *const names[KAIO_NPATHS] = { "aio", "sync", "software" };
 
     return (unsigned)p < KAIO_NPATHS ? names[p] : "unknown";
+}
+
+const char *kaio_driver_class_name(enum kaio_driver_class c)
+{
+    return c == KAIO_DRV_CPU ? "CPU" : c == KAIO_DRV_DEVICE ? "device" : "none";
 }
 
 const char *kaio_mode_name(enum kaio_mode m)

@@ -88,6 +88,27 @@ void kaio_set_chunk_limit(size_t bytes);
  * hand the kernel; 0 until the key's first op socket exists. */
 size_t kaio_key_max_msg(const struct kaio_key *k);
 
+/* ---- /proc/crypto and the driver classifier (driver.c; text only) ---- */
+
+struct kaio_crypto_entry {
+    char name[64];
+    char driver[KAIO_DRIVER_NAME];
+    char module[64];
+    long priority;
+};
+
+/* The drivers /proc/crypto's text lists under algorithm name alg, highest
+ * priority first (at most max); returns how many. */
+size_t kaio_crypto_drivers(const char *text, const char *alg, struct kaio_crypto_entry *out,
+                           size_t max);
+/* The entry of driver (by driver name); 0 and a zeroed *out when absent. */
+int kaio_crypto_find_driver(const char *text, const char *driver, struct kaio_crypto_entry *out);
+/* CPU or device. flags: the driver's CRYPTO_ALG_* flags when flags_known (a
+ * KERN_DRIVER_ONLY driver is a device). *known = 0 when a name was never seen
+ * (then the answer is KAIO_DRV_DEVICE). text may be NULL. */
+enum kaio_driver_class kaio_driver_classify(const char *text, const char *driver, uint32_t flags,
+                                            int flags_known, int *known);
+
 #ifdef __cplusplus
 }
 #endif

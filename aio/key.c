@@ -265,6 +265,7 @@ struct kaio_key *kaio_key_new(enum kaio_mode mode, const unsigned char *key, siz
     k->mode = mode;
     memcpy(k->key, key, keylen);
     k->keylen = keylen;
+    k->opcap = caps->mode[mode].op_cap;
     k->pid = getpid();
     k->gen = kaio_fork_generation();
     pthread_mutex_init(&k->lock, NULL);
@@ -324,7 +325,8 @@ void kaio_key_sockets(const struct kaio_key *k, unsigned *tfms, unsigned *ops)
 
 size_t kaio_key_max_msg(const struct kaio_key *k)
 {
-    return k->maxmsg;
+    /* A device driver's own cap counts too. */
+    return k->maxmsg && k->opcap && k->opcap < k->maxmsg ? k->opcap : k->maxmsg;
 }
 
 /* ---------------- ecb(aes) for CTR coalescing ---------------- */

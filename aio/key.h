@@ -32,6 +32,7 @@ struct kaio_key {
     unsigned gen;        /* fork generation the sockets belong to */
     pthread_mutex_t lock;
     size_t maxmsg;       /* bytes one kernel operation may carry; 0 = not learnt */
+    size_t opcap;        /* the driver's own cap per operation (devices); 0 = none */
     struct kaio_tfm *t[KAIO_TAG_SLOTS];
     /* CTR coalescing (run.c): ecb(aes) under the same key, opened when first
      * needed; its op[0] turns a whole batch's counter blocks into keystream. */

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <linux/cryptouser.h>
+#include <linux/netlink.h>
 
 /* ---------------- settings, fork generation, fd budget ---------------- */
 
@@ -124,7 +126,8 @@ const char *kaio_alg_type(enum kaio_mode m)
     return m == KAIO_GCM ? "aead" : "skcipher";
 }
 
-int kaio_alg_open(enum kaio_mode m)
+/* An AF_ALG socket bound to name (an algorithm or a driver name); fd or -errno. */
+static int alg_open_name(enum kaio_mode m, const char *name)
 {
     struct sockaddr_alg sa;
     int fd, r;
@@ -132,7 +135,9 @@ int kaio_alg_open(enum kaio_mode m)
     memset(&sa, 0, sizeof(sa));
     sa.salg_family = AF_ALG;
     strcpy((char *)sa.salg_type, kaio_alg_type(m));
-    strcpy((char *)sa.salg_name, kaio_alg_name(m));
+    if (strlen(name) >= sizeof(sa.salg_name))
+        return -ENAMETOOLONG;
+    strcpy((char *)sa.salg_name, name);
     fd = kaio_sys_socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return fd;
@@ -144,6 +149,16 @@ int kaio_alg_open(enum kaio_mode m)
     return fd;
 }
 
+int kaio_alg_open(enum kaio_mode m)
+{
+    const struct kaio_mode_caps *mc = &kaio_probe()->mode[m];
+
+    /* The driver the probe classified, by name: if it is gone (module
+     * removed), binding fails and the key runs in software rather than on
+     * whatever the kernel would pick instead. */
+    return alg_open_name(m, mc->driver[0] ? mc->driver : kaio_alg_name(m));
+}
+
 /* ---------------- probe ---------------- */
 
 static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -151,44 +166,79 @@ static atomic_uint probe_gen; /* fork generation the cache was made in; 0 = none
 static struct kaio_caps probe_caps;       /* as found */
 static struct kaio_caps probe_caps_noaio; /* the same with AIO hidden */
 
-/*
- * The driver behind an algorithm name: the /proc/crypto entry with that name
- * and the highest priority (what the kernel's lookup picks). Read while the
- * caller still holds a bound socket, so template instances are listed.
- */
-static void find_driver(const char *text, const char *alg, char *driver, size_t cap)
+#define CRYPTO_ALG_KERN_DRIVER_ONLY 0x00001000u
+
+/* A driver's CRYPTO_ALG_* flags over NETLINK_CRYPTO (module crypto_user);
+ * 0 when the kernel answered. */
+static int driver_flags(const char *driver, uint32_t *flags)
 {
-    const char *p = text;
-    long best = LONG_MIN;
+    struct {
+        struct nlmsghdr h;
+        struct crypto_user_alg a;
+    } req;
+    union {
+        struct nlmsghdr h;
+        char buf[4096];
+    } resp;
+    const struct crypto_user_alg *a;
+    ssize_t r;
 
-    driver[0] = '\0';
-    while (p && *p) {
-        const char *end = strstr(p, "\n\n");
-        char name[64] = "", drv[64] = "";
-        long prio = LONG_MIN;
-        const char *line = p;
+    memset(&req, 0, sizeof(req));
+    req.h.nlmsg_len = sizeof(req);
+    req.h.nlmsg_type = CRYPTO_MSG_GETALG;
+    req.h.nlmsg_flags = NLM_F_REQUEST;
+    snprintf(req.a.cru_driver_name, sizeof(req.a.cru_driver_name), "%s", driver);
+    r = kaio_sys_netlink_query(NETLINK_CRYPTO, &req, sizeof(req), &resp, sizeof(resp));
+    if (r < (ssize_t)NLMSG_LENGTH(sizeof(*a)) || resp.h.nlmsg_type != CRYPTO_MSG_GETALG
+        || resp.h.nlmsg_len < NLMSG_LENGTH(sizeof(*a)) || (ssize_t)resp.h.nlmsg_len > r)
+        return -1;
+    a = NLMSG_DATA(&resp.h);
+    *flags = a->cru_flags;
+    return 0;
+}
 
-        while (line && (end == NULL || line < end)) {
-            char key[32], val[64];
+/*
+ * Which driver AF_ALG binds for a mode, and what runs it. /proc/crypto lists
+ * every driver of the algorithm (read while a bound socket keeps template
+ * instances registered); the highest-priority one that AF_ALG can bind by its
+ * driver name is the one binding the algorithm name gives. Linux 7.2 lists a
+ * device first yet refuses to bind it: that one is kept as "listed".
+ */
+static void find_driver(const char *text, enum kaio_mode m, struct kaio_mode_caps *mc)
+{
+    struct kaio_crypto_entry list[16];
+    size_t n = kaio_crypto_drivers(text, kaio_alg_name(m), list, 16), i;
+    int known = 0;
 
-            if (sscanf(line, "%31s : %63s", key, val) == 2) {
-                if (strcmp(key, "name") == 0)
-                    snprintf(name, sizeof(name), "%s", val);
-                else if (strcmp(key, "driver") == 0)
-                    snprintf(drv, sizeof(drv), "%s", val);
-                else if (strcmp(key, "priority") == 0)
-                    prio = strtol(val, NULL, 10);
-            }
-            line = strchr(line, '\n');
-            if (line)
-                line++;
+    for (i = 0; i < n; i++) {
+        int fd = alg_open_name(m, list[i].driver);
+
+        if (fd >= 0) {
+            kaio_sys_close(fd);
+            break;
         }
-        if (strcmp(name, alg) == 0 && prio > best && drv[0]) {
-            best = prio;
-            snprintf(driver, cap, "%s", drv);
-        }
-        p = end ? end + 2 : NULL;
     }
+    if (i == n) {
+        /* Nothing binds by driver name: unknown, so counted as a device. */
+        mc->drv_class = kaio_driver_classify(text, "", 0, 0, &known);
+        return;
+    }
+    snprintf(mc->driver, sizeof(mc->driver), "%s", list[i].driver);
+    snprintf(mc->module, sizeof(mc->module), "%s", list[i].module);
+    mc->drv_flags_known = driver_flags(mc->driver, &mc->drv_flags) == 0;
+    mc->drv_class = kaio_driver_classify(text, mc->driver, mc->drv_flags, mc->drv_flags_known, &known);
+    mc->drv_known = known;
+    if (i > 0) {
+        uint32_t f = 0;
+        int fk = driver_flags(list[0].driver, &f) == 0;
+
+        snprintf(mc->listed, sizeof(mc->listed), "%s", list[0].driver);
+        mc->listed_class = kaio_driver_classify(text, list[0].driver, f, fk, &known);
+    }
+    /* Devices have scatter-gather limits of their own (virtio-crypto stalls
+     * on one 128 KiB operation): their operations stay small. */
+    if (mc->drv_class == KAIO_DRV_DEVICE)
+        mc->op_cap = KAIO_DEVICE_MAX_OP;
 }
 
 /* Known answers, so the AIO probe checks output and not only completion:
@@ -233,7 +283,7 @@ static int probe_aio_submit(enum kaio_mode m, io_context_t ctx)
         ivlen = 12;
         outlen = 32;
     }
-    tfm = kaio_alg_open(m);
+    tfm = alg_open_name(m, kaio_alg_name(m));
     if (tfm < 0)
         return tfm;
     r = kaio_sys_setsockopt(tfm, SOL_ALG, ALG_SET_KEY, key, 16);
@@ -317,7 +367,7 @@ static void probe_run(struct kaio_caps *caps)
             mc->err = caps->af_alg_err;
             continue;
         }
-        fds[m] = kaio_alg_open(m);
+        fds[m] = alg_open_name(m, kaio_alg_name(m));
         if (fds[m] >= 0) {
             mc->available = 1;
         } else {
@@ -329,7 +379,9 @@ static void probe_run(struct kaio_caps *caps)
         have_text = 1;
     for (m = 0; m < KAIO_NMODES; m++) {
         if (have_text && caps->mode[m].available)
-            find_driver(text, caps->mode[m].alg, caps->mode[m].driver, sizeof(caps->mode[m].driver));
+            find_driver(text, m, &caps->mode[m]);
+        else if (caps->mode[m].available)
+            caps->mode[m].drv_class = KAIO_DRV_DEVICE; /* no /proc/crypto: unknown, a device */
         if (fds[m] >= 0)
             kaio_sys_close(fds[m]);
     }

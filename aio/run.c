@@ -205,6 +205,8 @@ static size_t max_msg(const struct kaio_key *k)
 {
     size_t lim = k->maxmsg ? k->maxmsg : 65536, cap = kaio_chunk_limit();
 
+    if (k->opcap && k->opcap < lim)
+        lim = k->opcap;
     return cap && cap < lim ? cap : lim;
 }
 
@@ -498,6 +500,9 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
     }
     for (i = 0; i < done; i++)
         w[i]->via_aio = 1;
+    /* Submitted and not reaped yet: all of them are in flight together. */
+    if (done > 0)
+        kaio_note_inflight(done);
     while (reaped < done) {
         int r = kaio_sys_io_getevents(a->ctx, (long)(done - reaped), (long)(done - reaped), ev, NULL);
 
@@ -928,6 +933,8 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
     }
     if (b.aad_sink != aad_stack)
         free(b.aad_sink);
+    if (used_sync)
+        kaio_note_inflight(1); /* one synchronous operation at a time */
     if (used_aio)
         kaio_count(KAIO_C_BATCHES_AIO, 1);
     else if (used_sync)

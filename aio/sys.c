@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <linux/netlink.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -326,6 +328,32 @@ int kaio_sys_eventfd(void)
     counted();
     r = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     return RET(r);
+}
+
+ssize_t kaio_sys_netlink_query(int protocol, const void *req, size_t reqlen, void *resp, size_t cap)
+{
+    struct timeval tv = { 2, 0 };
+    ssize_t r;
+    int fd;
+
+    /* Information for the probe, not the data path: no faults injected here. */
+    counted();
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    if (fd < 0)
+        return -errno;
+    counted();
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    counted();
+    r = send(fd, req, reqlen, 0);
+    if (r >= 0) {
+        counted();
+        r = recv(fd, resp, cap, 0);
+    }
+    if (r < 0)
+        r = -errno;
+    counted();
+    close(fd);
+    return r;
 }
 
 ssize_t kaio_sys_read_file(const char *path, char *buf, size_t cap)

@@ -27,6 +27,9 @@ int kaio_sys_fd_ino(int fd, unsigned long *ino);
 int kaio_sys_eventfd(void);
 /* Reads a whole (small) file such as /proc/crypto into buf, NUL-terminated. */
 ssize_t kaio_sys_read_file(const char *path, char *buf, size_t cap);
+/* One request on a fresh netlink socket of protocol and its first reply (up to
+ * cap bytes); the reply's length or -errno. */
+ssize_t kaio_sys_netlink_query(int protocol, const void *req, size_t reqlen, void *resp, size_t cap);
 
 int kaio_sys_io_setup(unsigned nr, io_context_t *ctx);
 int kaio_sys_io_destroy(io_context_t ctx);

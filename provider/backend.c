@@ -33,6 +33,17 @@ enum kaio_path ka_backend_choice(const KA_PROV *p, enum kaio_mode mode, enum kai
         *why = caps->mode[mode].reason != KAIO_R_NONE ? caps->mode[mode].reason : KAIO_R_ALG_MISSING;
         return KAIO_PATH_SOFTWARE;
     }
+    /*
+     * auto: the kernel only where it offloads. A driver that runs on this CPU
+     * (AES-NI, the generic C AES, ARMv8 CE, ...) does what the in-process AES
+     * does, plus a round trip. aio/sync (and cpu_drivers = kernel) still send
+     * such modes to the kernel.
+     */
+    if (p->backend == KA_BACKEND_AUTO && !p->cpu_drivers_kernel
+        && caps->mode[mode].drv_class == KAIO_DRV_CPU) {
+        *why = caps->mode[mode].listed_class == KAIO_DRV_DEVICE ? KAIO_R_SYNC_ONLY : KAIO_R_CPU_DRIVER;
+        return KAIO_PATH_SOFTWARE;
+    }
     if (p->backend == KA_BACKEND_SYNC)
         return KAIO_PATH_SYNC;
     if (!caps->aio) {

@@ -232,10 +232,22 @@ static int parse_backend(KA_PROV *p, const char *from, const char *val)
     return 0;
 }
 
+static int parse_cpu_drivers(KA_PROV *p, const char *from, const char *val)
+{
+    if (val == NULL)
+        return 1;
+    if (strcmp(val, "software") == 0 || strcmp(val, "kernel") == 0) {
+        p->cpu_drivers_kernel = strcmp(val, "kernel") == 0;
+        return 1;
+    }
+    ka_raise(p, KA_R_INVALID_CONFIG, "%s \"%s\": expected software or kernel", from, val);
+    return 0;
+}
+
 static int read_config(KA_PROV *p)
 {
     const char *backend = NULL, *min_batch = NULL, *fd_budget = NULL, *min_bytes = NULL,
-               *coalesce = NULL;
+               *coalesce = NULL, *cpu_drivers = NULL;
     unsigned long v;
     OSSL_PARAM params[] = {
         OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_BACKEND, (char **)&backend, 0),
@@ -243,6 +255,7 @@ static int read_config(KA_PROV *p)
         OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_FD_BUDGET, (char **)&fd_budget, 0),
         OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_MIN_KERNEL_BYTES, (char **)&min_bytes, 0),
         OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_COALESCE, (char **)&coalesce, 0),
+        OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_CPU_DRIVERS, (char **)&cpu_drivers, 0),
         OSSL_PARAM_END
     };
     const char *env;
@@ -256,6 +269,11 @@ static int read_config(KA_PROV *p)
         return 0;
     if ((env = getenv(KCAPI_AIO_ENV_BACKEND)) != NULL && *env != '\0'
         && !parse_backend(p, KCAPI_AIO_ENV_BACKEND, env))
+        return 0;
+    if (!parse_cpu_drivers(p, "config " KCAPI_AIO_CFG_CPU_DRIVERS " =", cpu_drivers))
+        return 0;
+    if ((env = getenv(KCAPI_AIO_ENV_CPU_DRIVERS)) != NULL && *env != '\0'
+        && !parse_cpu_drivers(p, KCAPI_AIO_ENV_CPU_DRIVERS, env))
         return 0;
     v = p->aio_min_batch;
     if (!parse_uint(p, KCAPI_AIO_CFG_AIO_MIN_BATCH, min_batch, KAIO_MAX_BATCH + 1, &v))

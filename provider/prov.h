@@ -23,6 +23,7 @@ typedef struct ka_prov {
     unsigned int aio_min_batch;        /* AIO from this many ops in a batch */
     unsigned int fd_budget;
     size_t kernel_min_bytes;           /* smaller records go to software */
+    int cpu_drivers_kernel;            /* auto sends modes on CPU drivers to the kernel too */
 } KA_PROV;
 
 /* Reason codes on OpenSSL's error queue (strings in prov.c). */

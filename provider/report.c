@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "kcapi-aio/names.h"
 
 struct out {
     char *buf;
@@ -35,6 +36,7 @@ static void put_counters(struct out *o)
     kaio_counters_get(&c);
     for (i = 0; i < KAIO_NCOUNTERS; i++)
         put(o, "%s=%llu\n", kaio_counter_name(i), (unsigned long long)c.c[i]);
+    put(o, "max_inflight=%llu\n", (unsigned long long)c.max_inflight);
     for (i = 1; i < KAIO_NREASONS; i++)
         if (c.fallback[i] > 0)
             put(o, "fallback[%s]=%llu\n", kaio_reason_name(i), (unsigned long long)c.fallback[i]);
@@ -54,7 +56,8 @@ size_t ka_report(const KA_PROV *p, char *buf, size_t size, int counters_only)
         return o.used;
     }
     caps = kaio_probe();
-    put(&o, "configured backend: %s\n", backends[p->backend]);
+    put(&o, "configured backend: %s; CPU-driver modes: %s\n", backends[p->backend],
+        p->cpu_drivers_kernel ? "kernel" : "software");
     put(&o, "AF_ALG: %s", caps->af_alg ? "yes" : "no");
     if (!caps->af_alg)
         put(&o, " (%s)", strerror(caps->af_alg_err));
@@ -69,11 +72,26 @@ size_t ka_report(const KA_PROV *p, char *buf, size_t size, int counters_only)
 
         put(&o, "%s: kernel %s", mc->alg[0] ? mc->alg : kaio_mode_name(m),
             mc->available ? "has it" : "lacks it");
-        if (mc->available && mc->driver[0])
-            put(&o, " (driver %s)", mc->driver);
+        if (mc->available) {
+            put(&o, " (driver %s, module %s, %s%s", mc->driver[0] ? mc->driver : "unknown",
+                mc->module[0] ? mc->module : "unknown", kaio_driver_class_name(mc->drv_class),
+                mc->drv_known ? "" : ": driver not recognised, treated as a device");
+            if (mc->drv_flags_known)
+                put(&o, ", flags 0x%x", (unsigned)mc->drv_flags);
+            if (mc->op_cap)
+                put(&o, ", at most %zu bytes per operation", mc->op_cap);
+            put(&o, ")");
+            if (mc->listed[0])
+                put(&o, " [%s %s listed first, but AF_ALG cannot bind it]",
+                    kaio_driver_class_name(mc->listed_class), mc->listed);
+        }
         put(&o, "; runs on %s", path == KAIO_PATH_AIO ? "kernel (AIO for batches, sync for one)"
                                 : path == KAIO_PATH_SYNC ? "kernel (sync)" : "software");
-        if (why != KAIO_R_NONE)
+        if (why == KAIO_R_CPU_DRIVER)
+            put(&o, " because: kernel driver %s runs on this CPU: in-process AES is faster"
+                    " (%s = %s sends it to the kernel)",
+                mc->driver, KCAPI_AIO_CFG_CPU_DRIVERS, "kernel");
+        else if (why != KAIO_R_NONE)
             put(&o, " because: %s", kaio_reason_name(why));
         put(&o, "\n");
     }

@@ -43,12 +43,16 @@ grep -E '^(ops_|bytes_|fallback)' "$tmp/stats" | sed 's/^/  /'
 if ((lab)); then
   echo
   echo "== kernel lab: Debian $kernel under qemu (emulated, so slow; ratios and paths matter here, not speeds)"
-  echo "   1. the same report and round trip, where the kernel does the work;"
+  echo "   1. the same report and round trip: with AES-NI the kernel's drivers run on this CPU, so"
+  echo "      auto keeps the work in process; with cpu_drivers = kernel the kernel does it;"
   echo "   2. batches of 16 independent 256-byte records: one io_submit each (aio) against 16 single"
-  echo "      synchronous records, and CBC decryption / CTR of a batch as one kernel operation (coalesce)"
+  echo "      synchronous records, and CBC decryption / CTR of a batch as one kernel operation (coalesce);"
+  echo "   3. a crypto device (qemu's virtio-crypto, no AES-NI): auto puts CBC on it, CTR/GCM in process"
   cat >"$tmp/demo.list" <<'LIST'
 default report  kcapi-aio-info --exercise
+default report-cpu-kernel KCAPI_AIO_CPU_DRIVERS=kernel kcapi-aio-info --exercise
 default batches kaio-bench --mode cbc-dec,ctr --size 256 --batch 16 --coalesce --rounds 3 --round-ms 100
+device  report-device kcapi-aio-info --exercise
 LIST
   "$top/test/kernel-lab/run.sh" --kernel "$kernel" --build-dir "$top/build" --list "$tmp/demo.list" |
     grep -E '^(KLAB-RESULT|  \|)' | grep -v ' BENCH '

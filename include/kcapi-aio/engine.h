@@ -38,7 +38,7 @@ enum kaio_reason {
     KAIO_R_IV_LENGTH,        /* GCM IV length the kernel rejects (not 12) */
     KAIO_R_FD_BUDGET,        /* configured fd budget spent */
     KAIO_R_AIO_UNAVAILABLE,  /* io_setup/io_submit unusable: AIO -> sync */
-    KAIO_R_TOO_LARGE,        /* AEAD message cannot fit the socket send buffer */
+    KAIO_R_TOO_LARGE,        /* AEAD message cannot fit one kernel operation (send buffer, device cap) */
     KAIO_R_KERNEL_ERROR,     /* the kernel refused an operation (errno kept in op) */
     KAIO_R_FORCED,           /* backend forced to software by configuration */
     KAIO_R_PATTERN,          /* a usage pattern one kernel op cannot express (GCM streaming) */
@@ -46,6 +46,10 @@ enum kaio_reason {
     KAIO_R_TAG_LENGTH,       /* GCM tag length the kernel rejects */
     KAIO_R_TAG_REPLAY,       /* GCM tag failed in one op: software redoes it to release the
                                 plaintext at update, as OpenSSL does (final still fails) */
+    KAIO_R_CPU_DRIVER,       /* auto: the kernel's driver runs on this CPU (AES-NI, generic C,
+                                ...): the in-process AES does the same work without a round trip */
+    KAIO_R_SYNC_ONLY,        /* auto: a device is listed but this kernel lets AF_ALG bind only
+                                synchronous software implementations (Linux 7.2) */
     KAIO_NREASONS
 };
 
@@ -82,10 +86,24 @@ struct kaio_op {
 
 /* ---------------- probe ---------------- */
 
+/* What runs a kernel driver: the CPU's own instructions (or plain C), or a device. */
+enum kaio_driver_class { KAIO_DRV_NONE = 0, KAIO_DRV_CPU = 1, KAIO_DRV_DEVICE = 2 };
+
+#define KAIO_DRIVER_NAME 128
+#define KAIO_DEVICE_MAX_OP (64u * 1024) /* bytes per kernel operation on a device driver */
+
 struct kaio_mode_caps {
     int available;           /* the kernel binds this algorithm */
     char alg[32];            /* "cbc(aes)", "ctr(aes)", "gcm(aes)" */
-    char driver[64];         /* driver name as the kernel reports it, "" if unknown */
+    char driver[KAIO_DRIVER_NAME]; /* the driver AF_ALG binds, "" if unknown */
+    char module[64];         /* its module ("kernel": built in), "" if unknown */
+    enum kaio_driver_class drv_class; /* CPU or device (KAIO_DRV_NONE: not available) */
+    int drv_known;           /* 0: a driver never seen, counted as a device */
+    int drv_flags_known;     /* drv_flags came from NETLINK_CRYPTO (crypto_user loaded) */
+    uint32_t drv_flags;      /* CRYPTO_ALG_* flags of the driver */
+    char listed[KAIO_DRIVER_NAME]; /* a higher-priority driver AF_ALG cannot bind, "" if none */
+    enum kaio_driver_class listed_class;
+    size_t op_cap;           /* bytes one kernel operation may carry on this driver, 0: no cap */
     enum kaio_reason reason; /* why not available */
     int err;                 /* errno of the failing call */
 };
@@ -151,8 +169,10 @@ void kaio_key_free(struct kaio_key *k);
  * Runs on one key are serialized (a mutex per key); different keys run in
  * parallel. The engine counts KAIO_R_AIO_UNAVAILABLE fallbacks itself; for
  * ops it returns as KAIO_NOT_RUN the caller counts the software run.
- * One kernel operation carries at most 256 KiB (CBC/CTR records are split
- * beyond that; larger GCM messages come back KAIO_R_TOO_LARGE).
+ * One kernel operation carries at most 256 KiB, KAIO_DEVICE_MAX_OP on a
+ * device driver (CBC/CTR records are split beyond that; larger GCM messages
+ * come back KAIO_R_TOO_LARGE). max_inflight counts the reads one AIO wave has
+ * outstanding together (1 on the sync path).
  */
 size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path);
 
@@ -178,10 +198,13 @@ enum kaio_counter {
 struct kaio_counters {
     uint64_t c[KAIO_NCOUNTERS];
     uint64_t fallback[KAIO_NREASONS];
+    uint64_t max_inflight;   /* most kernel operations outstanding at once (process-wide) */
 };
 
 void kaio_count(enum kaio_counter c, uint64_t n);
 void kaio_count_fallback(enum kaio_reason r, uint64_t n);
+/* n kernel operations are outstanding at once: raises max_inflight (kernel batches only). */
+void kaio_note_inflight(uint64_t n);
 void kaio_counters_get(struct kaio_counters *out);
 void kaio_counters_reset(void);
 
@@ -189,6 +212,7 @@ const char *kaio_reason_name(enum kaio_reason r);   /* "no AF_ALG", ... */
 const char *kaio_counter_name(enum kaio_counter c);  /* "ops_aio", ... */
 const char *kaio_path_name(enum kaio_path p);        /* "aio", "sync", "software" */
 const char *kaio_mode_name(enum kaio_mode m);        /* "cbc", "ctr", "gcm" */
+const char *kaio_driver_class_name(enum kaio_driver_class c); /* "CPU", "device", "none" */
 
 #ifdef __cplusplus
 }

@@ -58,6 +58,7 @@ struct path_stats {
     double rps[MAX_ROUNDS];
     unsigned nr;
     uint64_t records, batches, calls;
+    uint64_t depth; /* max_inflight of one batch (the warm-up's) */
     struct kaio_counters delta;
     uint64_t checksum, bad;
 };
@@ -368,8 +369,13 @@ static int bench_mode(enum bmode m, const struct opts *o)
         struct path_stats w;
 
         for (i = 0; i < np; i++) {
+            struct kaio_counters c;
+
             memset(&w, 0, sizeof(w));
+            kaio_counters_reset(); /* max_inflight is a maximum: this batch's alone */
             run_path(m, paths[i], k, &r, 1, &w);
+            kaio_counters_get(&c);
+            st[i].depth = c.max_inflight;
             if (w.bad) {
                 fprintf(stderr, "%s: %s: first batch wrong (see above)\n", bmode_names[m], path_names[paths[i]]);
                 rc = 1;
@@ -434,20 +440,21 @@ static int bench_mode(enum bmode m, const struct opts *o)
 
             for (x = 1; x < KAIO_NREASONS; x++)
                 fb += s->delta.fallback[x];
-            printf("%-8s %6zu %3zu  %-13s %11.0f  %5.2f  %4.2f-%4.2f  %8.2f  %8.2f  %8.2f  %6llu  %s\n", bmode_names[m],
+            printf("%-8s %6zu %3zu  %-13s %11.0f  %5.2f  %4.2f-%4.2f  %8.2f  %8.2f  %8.2f  %5llu  %6llu  %s\n", bmode_names[m],
                    o->size, o->batch, path_names[paths[i]], med, ratio, quantile(ratios, s->nr, 0.25),
                    quantile(ratios, s->nr, 0.75),
                    per(c[KAIO_C_SYSCALLS], s->records), per(c[KAIO_C_IO_SUBMIT], s->batches),
-                   per(c[KAIO_C_KERNEL_OPS], s->records), (unsigned long long)fb,
+                   per(c[KAIO_C_KERNEL_OPS], s->records), (unsigned long long)s->depth, (unsigned long long)fb,
                    rc == 0 ? "ok" : "WRONG");
             /* One machine-readable line per path for scripts. */
             printf("BENCH mode=%s size=%zu batch=%zu path=%s rps=%.0f ratio=%.3f ratio_q1=%.3f ratio_q3=%.3f syscalls_per_record=%.3f "
-                   "io_submit_per_batch=%.3f kernel_ops_per_record=%.3f ops_aio=%llu ops_sync=%llu "
+                   "io_submit_per_batch=%.3f kernel_ops_per_record=%.3f max_inflight=%llu ops_aio=%llu ops_sync=%llu "
                    "fallbacks=%llu rounds=%u reps=%u records=%llu checksum=%016llx verified=%s\n",
                    bmode_names[m], o->size, o->batch, path_names[paths[i]], med, ratio, quantile(ratios, s->nr, 0.25),
                    quantile(ratios, s->nr, 0.75),
                    per(c[KAIO_C_SYSCALLS], s->records), per(c[KAIO_C_IO_SUBMIT], s->batches),
-                   per(c[KAIO_C_KERNEL_OPS], s->records), (unsigned long long)c[KAIO_C_OPS_AIO],
+                   per(c[KAIO_C_KERNEL_OPS], s->records), (unsigned long long)s->depth,
+                   (unsigned long long)c[KAIO_C_OPS_AIO],
                    (unsigned long long)c[KAIO_C_OPS_SYNC], (unsigned long long)fb, s->nr, reps,
                    (unsigned long long)s->records, (unsigned long long)s->checksum, rc == 0 ? "yes" : "no");
         }
@@ -555,8 +562,8 @@ int main(int argc, char **argv)
     }
     printf("kaio-bench: AES-%u, %zu-byte records, batches of %zu; AIO %s; medians over paired rounds\n",
            o.keybits, o.size, o.batch, caps->aio ? "available" : "UNAVAILABLE (aio path falls back to sync)");
-    printf("%-8s %6s %3s  %-13s %11s  %5s  %9s  %8s  %8s  %8s  %6s  %s\n", "mode", "size", "N", "path",
-           "records/s", "ratio", "ratio IQR", "sysc/rec", "submit/b", "kops/rec", "fallbk", "verified");
+    printf("%-8s %6s %3s  %-13s %11s  %5s  %9s  %8s  %8s  %8s  %5s  %6s  %s\n", "mode", "size", "N", "path",
+           "records/s", "ratio", "ratio IQR", "sysc/rec", "submit/b", "kops/rec", "depth", "fallbk", "verified");
     for (m = 0; m < NBMODES; m++) {
         int r;
 
@@ -569,7 +576,7 @@ int main(int argc, char **argv)
             ran++;
     }
     printf("(ratio: median over rounds of records/s over the sync path's in the same round, IQR its quartiles; sysc/rec: engine syscalls per record; submit/b: io_submit "
-           "calls per batch; kops/rec: kernel cipher operations per record)\n");
+           "calls per batch; kops/rec: kernel cipher operations per record; depth: most kernel operations in flight at once)\n");
     if (rc == 0 && ran == 0)
         return 77;
     return rc;

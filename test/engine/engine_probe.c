@@ -16,8 +16,9 @@ static void print_caps(const struct kaio_caps *c)
     printf("probe: af_alg=%d (%s) aio=%d (%s)\n", c->af_alg, strerror(c->af_alg_err), c->aio,
            strerror(c->aio_err));
     for (m = 0; m < KAIO_NMODES; m++)
-        printf("probe: %s available=%d driver=\"%s\" reason=\"%s\" err=%s\n", c->mode[m].alg,
-               c->mode[m].available, c->mode[m].driver, kaio_reason_name(c->mode[m].reason),
+        printf("probe: %s available=%d driver=\"%s\" class=%s%s reason=\"%s\" err=%s\n", c->mode[m].alg,
+               c->mode[m].available, c->mode[m].driver, kaio_driver_class_name(c->mode[m].drv_class),
+               c->mode[m].drv_known ? "" : " (not recognised)", kaio_reason_name(c->mode[m].reason),
                strerror(c->mode[m].err));
     fflush(stdout);
 }
@@ -39,12 +40,24 @@ START_TEST(reports)
             ck_assert_int_eq(c->mode[m].reason, KAIO_R_NO_AF_ALG);
             ck_assert_int_eq(c->mode[m].err, c->af_alg_err);
             ck_assert_str_eq(c->mode[m].driver, "");
+            ck_assert_int_eq(c->mode[m].drv_class, KAIO_DRV_NONE);
         }
         return;
     }
     for (m = 0; m < KAIO_NMODES; m++) {
+        const char *s = getenv("KLAB_SCENARIO");
+        int device = s != NULL && strcmp(s, "device") == 0 && m == KAIO_CBC && getenv("KLAB_KERNEL") != NULL
+                     && strcmp(getenv("KLAB_KERNEL"), "7.2") != 0;
+
         ck_assert_msg(c->mode[m].available, "%s: %s", algs[m], strerror(c->mode[m].err));
         ck_assert_msg(c->mode[m].driver[0] != '\0', "%s: no driver found", algs[m]);
+        /* The lab's drivers: AES-NI or C everywhere, but the device's CBC (not on 7.2). */
+        if (s != NULL) {
+            ck_assert_msg(c->mode[m].drv_class == (device ? KAIO_DRV_DEVICE : KAIO_DRV_CPU) && c->mode[m].drv_known,
+                          "%s: driver %s classified %s", algs[m], c->mode[m].driver,
+                          kaio_driver_class_name(c->mode[m].drv_class));
+            ck_assert_uint_eq(c->mode[m].op_cap, device ? KAIO_DEVICE_MAX_OP : 0);
+        }
     }
     if (getenv("KLAB_SCENARIO") != NULL && strcmp(getenv("KLAB_SCENARIO"), "no-aio") == 0) {
         /* fs.aio-max-nr = 0: io_setup fails with EAGAIN. */

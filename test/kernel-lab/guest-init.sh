@@ -32,6 +32,7 @@ echo "KLAB-BOOT kernel=$(uname -r) scenario=$scenario uptime=$(cut -d' ' -f1 /pr
 
 modset=default
 [ "$scenario" = no-gcm ] && modset=no-gcm
+[ "$scenario" = device ] && modset=device
 loaded=
 while read -r m; do
   if insmod "/klab/ko/$m.ko"; then

@@ -34,11 +34,17 @@ mkdir -p "$stage"/{bin,klab/ko,klab/tests,etc,lib64}
 
 # --- kernel modules -------------------------------------------------------
 # What AF_ALG AES needs, per FACTS.md; whichever of these are built in are skipped.
+# crypto_user answers NETLINK_CRYPTO queries (the probe reads driver flags through it).
 default_targets=(af_alg algif_skcipher algif_aead cbc ecb ctr gcm ghash_generic gf128mul crypto_null
-                 cryptd crypto_simd aesni_intel ghash_clmulni_intel)
+                 cryptd crypto_simd aesni_intel ghash_clmulni_intel crypto_user)
 # aesni-intel registers its own gcm(aes), so no-gcm also leaves it out: cbc/ctr
 # then run on the built-in generic AES.
 nogcm_targets=(af_alg algif_skcipher algif_aead cbc ecb ctr)
+# device: a virtio-crypto device (qemu's builtin cryptodev backend) serves cbc(aes);
+# the guest CPU has no AES-NI, so ctr/gcm run on the generic C AES. virtio_pci is
+# a module on 6.1 (built in later).
+device_targets=(af_alg algif_skcipher algif_aead cbc ecb ctr gcm ghash_generic gf128mul crypto_null
+                crypto_user virtio_pci virtio_crypto)
 
 # Load order (dependencies first) for a set of module names, from modules.dep.
 load_order() {
@@ -60,8 +66,12 @@ load_order() {
   ' "$kmods/modules.dep"
 }
 
-for set in default no-gcm; do
-  if [[ $set == default ]]; then targets=("${default_targets[@]}"); else targets=("${nogcm_targets[@]}"); fi
+for set in default no-gcm device; do
+  case $set in
+    default) targets=("${default_targets[@]}") ;;
+    no-gcm) targets=("${nogcm_targets[@]}") ;;
+    device) targets=("${device_targets[@]}") ;;
+  esac
   : >"$stage/klab/modules-$set"
   while IFS=$'\t' read -r name rel; do
     echo "$name" >>"$stage/klab/modules-$set"

@@ -8,7 +8,8 @@
 #   run.sh --fetch-only [--kernel K] [--refresh]                 only fill the kernel cache
 #
 # Scenarios: default (all AF_ALG modules), no-gcm (gcm(aes) absent), no-aio
-# (fs.aio-max-nr = 0). Without --scenario the list runs every scenario that has
+# (fs.aio-max-nr = 0), device (a virtio-crypto device serves cbc(aes), no AES-NI).
+# Without --scenario the list runs every scenario that has
 # entries; a command runs in "default". PROGRAM is looked up in DIR/modules, then
 # in DIR, then in the guest's PATH (busybox). Exit status: 0 when every guest test
 # passed or skipped, 1 when one failed, timed out or went unreported, 2 on setup errors.
@@ -38,7 +39,7 @@ while (($#)); do
 done
 
 if [[ $kernel == all ]]; then kernels=("${klab_series_all[@]}"); else klab_check_series "$kernel"; kernels=("$kernel"); fi
-case ${scenario:-default} in default|no-gcm|no-aio) ;; *) klab_die "unknown scenario '$scenario'";; esac
+case ${scenario:-default} in default|no-gcm|no-aio|device) ;; *) klab_die "unknown scenario '$scenario'";; esac
 
 klab_need qemu-system-x86_64:qemu-system-x86 busybox:busybox-static cpio:cpio xz:xz-utils \
   depmod:kmod timeout:coreutils
@@ -110,9 +111,14 @@ prepare_tests() {
     return
   fi
   [[ -f $list ]] || klab_die "test list $list not found"
-  for s in default no-gcm no-aio; do
+  # "SCENARIO/3.5" entries run only in builds with the pipeline API (OpenSSL 3.5+),
+  # "SCENARIO/3.0" only in builds without it: scripts/test.sh runs the lab for a
+  # 3.0 and a 3.5 build, and a suite that needs one run goes to one of them.
+  local has35=0
+  grep -q '^KAIO_HAVE_EVP_PIPELINE:INTERNAL=1$' "$build_dir/CMakeCache.txt" 2>/dev/null && has35=1
+  for s in default no-gcm no-aio device; do
     [[ -n $scenario && $s != "$scenario" ]] && continue
-    awk -v s="$s" '!/^[[:space:]]*(#|$)/ && ($1 == s || $1 == "all") { $1 = ""; sub(/^ +/, ""); print }' \
+    awk -v s="$s" -v has35="$has35" '!/^[[:space:]]*(#|$)/ && ($1 == s || $1 == "all" || (has35 && $1 == s "/3.5") || (!has35 && $1 == s "/3.0")) { $1 = ""; sub(/^ +/, ""); print }' \
       "$list" | fill_placeholders >"$dir/$s.list"
     [[ -s $dir/$s.list ]] || rm -f "$dir/$s.list"
   done
@@ -139,10 +145,15 @@ boot() {
   expected=$(awk '{ print $1 }' "$work/tests/$s.list")
   n=$(wc -l <"$work/tests/$s.list")
   klab_log "booting $series ($(cat "$kdir/kver")), scenario $s, $n test(s), timeout ${boot_timeout}s"
+  local machine=(-cpu max)
+  if [[ $s == device ]]; then
+    # No AES-NI, so the device's driver (priority 150) outranks the C AES (100).
+    machine=(-cpu max,aes=off -object cryptodev-backend-builtin,id=c0 -device virtio-crypto-pci,cryptodev=c0)
+  fi
   t0=$(date +%s.%N)
   # stdin from /dev/null: qemu must not grab the terminal; the console goes to stdout.
   {
-    timeout -k 10 "$boot_timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m "${KLAB_QEMU_MEM:-1G}" \
+    timeout -k 10 "$boot_timeout" qemu-system-x86_64 -accel tcg "${machine[@]}" -smp 1 -m "${KLAB_QEMU_MEM:-1G}" \
       -nographic -no-reboot -nic none \
       -kernel "$kdir/vmlinuz" -initrd "$img" \
       -append "console=ttyS0 quiet panic=-1 klab.scenario=$s" </dev/null 2>&1 &
@@ -194,7 +205,7 @@ for series in "${kernels[@]}"; do
   mkdir -p "$work"
   prepare_tests "$work/tests"
   scenarios=()
-  for s in default no-gcm no-aio; do [[ -f $work/tests/$s.list ]] && scenarios+=("$s"); done
+  for s in default no-gcm no-aio device; do [[ -f $work/tests/$s.list ]] && scenarios+=("$s"); done
   if ((!${#scenarios[@]})); then klab_log "no entries for kernel $series"; continue; fi
   if [[ $gcm_state == built-in ]] && [[ " ${scenarios[*]} " == *" no-gcm "* ]]; then
     klab_log "warning: gcm is built into $kver: the no-gcm scenario cannot remove it"

@@ -6,8 +6,16 @@
  * in software or sync with its reason counted. Output bytes always equal the
  * default provider's.
  *
- * Environment: KCAPI_AIO_BACKEND (aio, sync, auto), KLAB_SCENARIO (default,
- * no-gcm, no-aio: what the kernel lab took away).
+ * Environment: KCAPI_AIO_BACKEND (aio, sync, auto), KCAPI_AIO_CPU_DRIVERS
+ * (kernel: auto sends CPU-driver modes to the kernel), KLAB_SCENARIO (default,
+ * no-gcm, no-aio: what the kernel lab took away; device: a virtio-crypto
+ * device serves cbc(aes)), KLAB_KERNEL (6.1, 6.12, 7.2).
+ *
+ * backend=auto runs a mode in the kernel only on a device driver. The lab's
+ * drivers are known per scenario: AES-NI or the generic C AES everywhere
+ * (CPU), except cbc(aes) in the device scenario, which the device serves on
+ * 6.1 and 6.12; 7.2 lists the device but lets AF_ALG bind only a synchronous
+ * software implementation.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,6 +42,31 @@ static const char *backend(void)
 {
     const char *s = getenv("KCAPI_AIO_BACKEND");
     return s != NULL && *s ? s : "auto";
+}
+
+static int kernel_72(void)
+{
+    const char *k = getenv("KLAB_KERNEL");
+    return k != NULL && strcmp(k, "7.2") == 0;
+}
+
+/* Whether this run must put cipher's mode in the kernel; else *why it may not. */
+static int kernel_expected(const char *cipher, enum kaio_reason *why)
+{
+    const char *c = getenv("KCAPI_AIO_CPU_DRIVERS");
+    int device = strcmp(scenario(), "device") == 0;
+
+    *why = KAIO_R_NONE;
+    if (strcmp(backend(), "auto") != 0 || (c != NULL && strcmp(c, "kernel") == 0))
+        return 1;
+    if (device && strstr(cipher, "CBC") != NULL) {
+        if (!kernel_72())
+            return 1;
+        *why = KAIO_R_SYNC_ONLY;
+        return 0;
+    }
+    *why = KAIO_R_CPU_DRIVER;
+    return 0;
 }
 
 struct snap {
@@ -154,6 +187,26 @@ static void expect_kernel(const struct snap *a, const struct snap *b, const char
                       "%s: without AIO, backend=aio must run sync and say so", what);
 }
 
+/* In software, for the reason why, and nothing in the kernel. */
+static void expect_software(const struct snap *a, const struct snap *b, const char *what,
+                            enum kaio_reason why)
+{
+    ck_assert_msg(b->aio == a->aio && b->sync == a->sync && b->shared == a->shared,
+                  "%s: kernel operations counted, but auto must run it in software", what);
+    ck_assert_msg(b->sw > a->sw, "%s: no software operations counted", what);
+    ck_assert_msg(b->fb[why] > a->fb[why], "%s: reason '%s' not counted", what, kaio_reason_name(why));
+}
+
+static void expect_path(const struct snap *a, const struct snap *b, const char *cipher)
+{
+    enum kaio_reason why;
+
+    if (kernel_expected(cipher, &why))
+        expect_kernel(a, b, cipher);
+    else
+        expect_software(a, b, cipher, why);
+}
+
 START_TEST(cbc_ctr_in_kernel)
 {
     static const char *const ciphers[] = { "AES-128-CBC", "AES-192-CBC", "AES-256-CBC",
@@ -163,7 +216,7 @@ START_TEST(cbc_ctr_in_kernel)
     snap(&a);
     records(ciphers[_i]);
     snap(&b);
-    expect_kernel(&a, &b, ciphers[_i]);
+    expect_path(&a, &b, ciphers[_i]);
 }
 END_TEST
 
@@ -181,7 +234,7 @@ START_TEST(gcm_in_kernel_or_reasoned)
         ck_assert_msg(b.fb[KAIO_R_ALG_MISSING] > a.fb[KAIO_R_ALG_MISSING],
                       "no gcm(aes): the reason must be counted");
     } else {
-        expect_kernel(&a, &b, ciphers[_i]);
+        expect_path(&a, &b, ciphers[_i]);
     }
 }
 END_TEST
@@ -189,13 +242,14 @@ END_TEST
 START_TEST(gcm_other_iv_length)
 {
     struct snap a, b;
+    enum kaio_reason why;
 
     snap(&a);
     one_record("AES-128-GCM", 1000, 16, 0);
     one_record("AES-256-GCM", 1000, 8, 0);
     snap(&b);
     ck_assert(b.sw > a.sw);
-    if (strcmp(scenario(), "no-gcm") != 0)
+    if (strcmp(scenario(), "no-gcm") != 0 && kernel_expected("AES-128-GCM", &why))
         ck_assert_msg(b.fb[KAIO_R_IV_LENGTH] > a.fb[KAIO_R_IV_LENGTH], "IV length reason not counted");
 }
 END_TEST
@@ -203,11 +257,12 @@ END_TEST
 START_TEST(gcm_streaming_pattern)
 {
     struct snap a, b;
+    enum kaio_reason why;
 
     snap(&a);
     one_record("AES-128-GCM", 5000, 12, 1);
     snap(&b);
-    if (strcmp(scenario(), "no-gcm") != 0)
+    if (strcmp(scenario(), "no-gcm") != 0 && kernel_expected("AES-128-GCM", &why))
         ck_assert_msg(b.fb[KAIO_R_PATTERN] > a.fb[KAIO_R_PATTERN], "pattern reason not counted");
 }
 END_TEST
@@ -228,6 +283,62 @@ START_TEST(report_tells)
         ck_assert_msg(strstr(report, "AIO: yes") != NULL, "%s", report);
     if (strcmp(scenario(), "no-gcm") == 0)
         ck_assert_msg(strstr(report, "gcm(aes): kernel lacks it") != NULL, "%s", report);
+    if (strcmp(scenario(), "device") == 0 && !kernel_72())
+        ck_assert_msg(strstr(report, "driver virtio_crypto_aes_cbc, module virtio_crypto, device") != NULL,
+                      "%s", report);
+    else if (strcmp(scenario(), "device") == 0)
+        ck_assert_msg(strstr(report, "[device virtio_crypto_aes_cbc listed first, but AF_ALG cannot bind it]")
+                          != NULL, "%s", report);
+    else
+        ck_assert_msg(strstr(report, "cbc(aes): kernel has it (driver ") != NULL
+                          && strstr(report, ", CPU") != NULL && strstr(report, ", device") == NULL,
+                      "%s", report);
+    if (strcmp(backend(), "auto") == 0 && strcmp(scenario(), "device") != 0
+        && (getenv("KCAPI_AIO_CPU_DRIVERS") == NULL || strcmp(getenv("KCAPI_AIO_CPU_DRIVERS"), "kernel") != 0))
+        ck_assert_msg(strstr(report, "runs on this CPU: in-process AES is faster") != NULL, "%s", report);
+    printf("%s", report);
+}
+END_TEST
+
+/*
+ * The device goes away under a running program (KAIO_TEST_REMOVE_MODULE names
+ * its module; the lab's device scenario, last test of the boot): keys made
+ * after it run in software, with the reason, and give the same bytes; no
+ * call fails. A fresh process then finds the CPU driver and says so.
+ */
+START_TEST(device_removed)
+{
+    const char *mod = getenv("KAIO_TEST_REMOVE_MODULE");
+    char cmd[256], line[512], all[8192] = "";
+    struct snap a, b, c;
+    FILE *f;
+    int rc;
+
+    snap(&a);
+    one_record("AES-128-CBC", 4096, 12, 0);
+    snap(&b);
+    if (!kernel_72())
+        ck_assert_msg(b.aio + b.sync > a.aio + a.sync, "the device did not run the first record");
+    snprintf(cmd, sizeof(cmd), "rmmod %s", mod);
+    rc = system(cmd);
+    ck_assert_msg(rc == 0, "%s: status %d", cmd, rc);
+    one_record("AES-128-CBC", 4096, 12, 0);
+    one_record("AES-256-CBC", 70000, 12, 0);
+    snap(&c);
+    ck_assert_msg(c.aio == b.aio && c.sync == b.sync, "kernel operations after the device went away");
+    ck_assert_msg(c.sw > b.sw, "no software operations after the device went away");
+    if (!kernel_72())
+        ck_assert_msg(c.fb[KAIO_R_ALG_MISSING] > b.fb[KAIO_R_ALG_MISSING], "reason not counted");
+    f = popen("./kcapi-aio-info", "r");
+    ck_assert(f != NULL);
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strlen(all) + strlen(line) < sizeof(all))
+            strcat(all, line);
+    ck_assert_int_eq(pclose(f), 0);
+    printf("after rmmod %s:\n%s", mod, all);
+    ck_assert_msg(strstr(all, "cbc(aes): kernel has it (driver ") != NULL && strstr(all, "virtio_crypto") == NULL
+                      && strstr(all, "runs on this CPU: in-process AES is faster") != NULL,
+                  "%s", all);
 }
 END_TEST
 
@@ -249,11 +360,16 @@ int main(void)
     tc = tcase_create("paths");
     printf("backend=%s scenario=%s\n", backend(), scenario());
     tcase_set_timeout(tc, 1200);
+    if (getenv("KAIO_TEST_REMOVE_MODULE") != NULL) {
+        tcase_add_test(tc, device_removed);
+        goto run;
+    }
     tcase_add_loop_test(tc, cbc_ctr_in_kernel, 0, 6);
     tcase_add_loop_test(tc, gcm_in_kernel_or_reasoned, 0, 3);
     tcase_add_test(tc, gcm_other_iv_length);
     tcase_add_test(tc, gcm_streaming_pattern);
     tcase_add_test(tc, report_tells);
+run:
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     /* The counters are per process: run the cases in this one. */

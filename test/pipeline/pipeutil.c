@@ -102,6 +102,7 @@ void pu_counters(struct pu_counters *c)
     c->ops = field(buf, "ops_aio") + field(buf, "ops_sync") + field(buf, "ops_coalesced") + c->ops_sw;
     c->io_submit = field(buf, "io_submit_calls");
     c->kernel_ops = field(buf, "kernel_ops");
+    c->max_inflight = field(buf, "max_inflight");
 }
 
 const char *pu_errors(void)

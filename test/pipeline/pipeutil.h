@@ -30,7 +30,7 @@ void pu_free(unsigned char *p, size_t len);
 int pu_canaries_ok(const unsigned char *p, size_t len);
 
 /* One counter of kcapi-aio ("batches_software", ...), read through the provider params. */
-struct pu_counters { uint64_t batches, ops, batches_aio, batches_sync, batches_sw, ops_sw, io_submit, kernel_ops; };
+struct pu_counters { uint64_t batches, ops, batches_aio, batches_sync, batches_sw, ops_sw, io_submit, kernel_ops, max_inflight; };
 void pu_counters(struct pu_counters *c);
 /* The error queue as one line, with each error's detail text (and cleared). */
 const char *pu_errors(void);

@@ -545,14 +545,23 @@ START_TEST(counters)
                                                                : b.io_submit - a.io_submit == 1,
                               "%llu io_submit calls", (unsigned long long)(b.io_submit - a.io_submit));
             ck_assert(b.kernel_ops - a.kernel_ops <= n);
+            /* Depth (a process-wide maximum): an AIO batch of n separate kernel
+             * operations has all n in flight at once; a sync-only process never
+             * more than one. */
+            if (b.batches_aio > a.batches_aio && b.kernel_ops - a.kernel_ops == n)
+                ck_assert_msg(b.max_inflight >= n, "%s n=%zu via AIO: max_inflight %llu",
+                              tu_ciphers[_i], n, (unsigned long long)b.max_inflight);
+            if (getenv("KCAPI_AIO_BACKEND") != NULL && strcmp(getenv("KCAPI_AIO_BACKEND"), "sync") == 0)
+                ck_assert_msg(b.max_inflight <= 1, "backend=sync: max_inflight %llu",
+                              (unsigned long long)b.max_inflight);
             if (b.batches_sw > a.batches_sw)
                 ck_assert(b.ops_sw - a.ops_sw == n);
-            fprintf(stderr, "%s %s n=%zu: batches aio/sync/sw +%llu/+%llu/+%llu, ops +%llu, io_submit +%llu, kernel_ops +%llu\n",
+            fprintf(stderr, "%s %s n=%zu: batches aio/sync/sw +%llu/+%llu/+%llu, ops +%llu, io_submit +%llu, kernel_ops +%llu, max_inflight %llu\n",
                     tu_ciphers[_i], enc ? "enc" : "dec", n, (unsigned long long)(b.batches_aio - a.batches_aio),
                     (unsigned long long)(b.batches_sync - a.batches_sync),
                     (unsigned long long)(b.batches_sw - a.batches_sw), (unsigned long long)(b.ops - a.ops),
                     (unsigned long long)(b.io_submit - a.io_submit),
-                    (unsigned long long)(b.kernel_ops - a.kernel_ops));
+                    (unsigned long long)(b.kernel_ops - a.kernel_ops), (unsigned long long)b.max_inflight);
             for (i = 0; i < n; i++) {
                 out[i] += outl[i];
                 outsize[i] -= outl[i];
