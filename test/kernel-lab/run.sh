@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boots real Debian kernels under qemu (TCG) and runs tests against their AF_ALG.
 #
-#   run.sh [--kernel 6.1|6.12|7.2|all] [--scenario S] [--build-dir DIR] [--list FILE]
+#   run.sh [--kernel 6.1|6.12|7.2|all|6.12-arm64] [--scenario S] [--build-dir DIR] [--list FILE]
 #          [--timeout SECS] [--refresh] [--keep]                 run the test list
 #   run.sh [--kernel K] [--scenario S] [--build-dir DIR] -- PROGRAM [ARGS...]
 #                                                                run one command in the guest
@@ -10,7 +10,9 @@
 # Scenarios: default (all AF_ALG modules), no-gcm (gcm(aes) absent), no-aio
 # (fs.aio-max-nr = 0). Without --scenario the list runs every scenario that has
 # entries; a command runs in "default". PROGRAM is looked up in DIR/modules, then
-# in DIR, then in the guest's PATH (busybox). Exit status: 0 when every guest test
+# in DIR, then in the guest's PATH (busybox). "all" is 6.1, 6.12 and 7.2 (amd64);
+# 6.12-arm64 boots trixie's arm64 kernel under qemu-system-aarch64 -M virt and needs
+# an arm64 build dir (cmake/aarch64-linux-gnu.cmake). Exit status: 0 when every guest test
 # passed or skipped, 1 when one failed, timed out or went unreported, 2 on setup errors.
 # Environment: KCAPI_AIO_CACHE (cache root), KCAPI_AIO_DEBIAN_MIRROR (override the
 # mirror read from /etc/apt), KLAB_QEMU_MEM (default 1G), KLAB_NO_STRIP=1.
@@ -40,8 +42,11 @@ done
 if [[ $kernel == all ]]; then kernels=("${klab_series_all[@]}"); else klab_check_series "$kernel"; kernels=("$kernel"); fi
 case ${scenario:-default} in default|no-gcm|no-aio) ;; *) klab_die "unknown scenario '$scenario'";; esac
 
-klab_need qemu-system-x86_64:qemu-system-x86 busybox:busybox-static cpio:cpio xz:xz-utils \
-  depmod:kmod timeout:coreutils
+klab_need cpio:cpio xz:xz-utils depmod:kmod timeout:coreutils
+for k in "${kernels[@]}"; do
+  if [[ $(klab_arch "$k") == arm64 ]]; then klab_need qemu-system-aarch64:qemu-system-arm
+  else klab_need qemu-system-x86_64:qemu-system-x86 busybox:busybox-static; fi
+done
 
 if ((fetch_only)); then
   "$klab_dir/fetch-kernels.sh" "${refresh[@]}" "${kernels[@]}"
@@ -141,11 +146,13 @@ boot() {
   klab_log "booting $series ($(cat "$kdir/kver")), scenario $s, $n test(s), timeout ${boot_timeout}s"
   t0=$(date +%s.%N)
   # stdin from /dev/null: qemu must not grab the terminal; the console goes to stdout.
+  local qemu=(qemu-system-x86_64) console=ttyS0
+  if [[ $(klab_arch "$series") == arm64 ]]; then qemu=(qemu-system-aarch64 -M virt) console=ttyAMA0; fi
   {
-    timeout -k 10 "$boot_timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m "${KLAB_QEMU_MEM:-1G}" \
+    timeout -k 10 "$boot_timeout" "${qemu[@]}" -accel tcg -cpu max -smp 1 -m "${KLAB_QEMU_MEM:-1G}" \
       -nographic -no-reboot -nic none \
       -kernel "$kdir/vmlinuz" -initrd "$img" \
-      -append "console=ttyS0 quiet panic=-1 klab.scenario=$s" </dev/null 2>&1 &
+      -append "console=$console quiet panic=-1 klab.scenario=$s" </dev/null 2>&1 &
     echo $! >"$qemu_pidfile"
     wait $! && rc=0 || rc=$?
     echo "$rc" >"$log.rc"
@@ -186,6 +193,13 @@ for series in "${kernels[@]}"; do
   kdir=$("$klab_dir/fetch-kernels.sh" "${refresh[@]}" "$series" | awk '{ print $2 }')
   [[ -n $kdir && -f $kdir/.complete ]] || klab_die "kernel $series unavailable"
   kver=$(cat "$kdir/kver")
+  # The build's objects must be the kernel's architecture.
+  want='x86-64'
+  [[ $(klab_arch "$series") == arm64 ]] && want='ARM aarch64'
+  for o in "$moddir"/kcapi-aio.so "$moddir"/klab-afalg-check; do
+    [[ -e $o ]] || continue
+    file -L "$o" | grep -q "$want" || klab_die "$o is not built for $want (kernel $series): use a matching --build-dir"
+  done
   gcm_state=absent
   if grep -qE '/gcm\.ko' "$kdir/lib/modules/$kver/modules.dep"; then gcm_state=module
   elif grep -qE '/gcm\.ko$' "$kdir/lib/modules/$kver/modules.builtin" 2>/dev/null; then gcm_state=built-in; fi
