@@ -6,7 +6,7 @@ pkgs=(
   build-essential cmake pkg-config libssl-dev openssl libaio-dev check   # build
   python3-cryptography-vectors                                           # NIST CAVP vectors
   curl file                                                              # TLS interop client (test/tls), file(1)
-  qemu-system-x86 busybox-static cpio kmod xz-utils                      # kernel lab
+  qemu-system-x86 qemu-system-arm busybox-static cpio kmod xz-utils      # kernel lab (amd64, arm64)
   dpkg-dev devscripts                                                    # OpenSSL 3.5/3.6 from source
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross                            # arm64 cross build
   libssl-dev:arm64 libaio-dev:arm64 check:arm64                          #   (multiarch)

@@ -1,32 +1,44 @@
 #!/usr/bin/env bash
-# Builds OpenSSL 3.5 from Debian trixie's source package into a cache outside the build tree.
+# Builds OpenSSL 3.5 or 3.6 from Debian's source package (3.5: trixie, 3.6: sid) into a cache
+# outside the build tree.
 #
-#   scripts/openssl35.sh            # build once (several minutes), then reuse; last stdout line = prefix
-#   cmake -S . -B build-35 -DKCAPI_AIO_OPENSSL_PREFIX="$(scripts/openssl35.sh | tail -n1)"
+#   scripts/openssl-src.sh 3.5      # build once (several minutes), then reuse; last stdout line = prefix
+#   cmake -S . -B build-35 -DKCAPI_AIO_OPENSSL_PREFIX="$(scripts/openssl-src.sh 3.5 | tail -n1)"
+#   scripts/openssl-src.sh 3.6      # the same from sid, into openssl-3.6/
 #
-# Cache (override the root with KCAPI_AIO_CACHE, default ~/.cache/kcapi-aio):
-#   openssl-3.5/      installed prefix (bin/openssl, lib/libcrypto.so.3 with an rpath to itself)
-#   openssl-3.5-src/  the built source tree, kept for test/evp_test and test/recipes/30-test_evp_data
-#   openssl-3.5-apt/  private apt state (sources list, package lists, downloaded source package)
+# Cache (override the root with KCAPI_AIO_CACHE, default ~/.cache/kcapi-aio), for SERIES 3.5 or 3.6:
+#   openssl-SERIES/      installed prefix (bin/openssl, lib/libcrypto.so.3 with an rpath to itself)
+#   openssl-SERIES-src/  the built source tree, kept for test/evp_test and test/recipes/30-test_evp_data
+#   openssl-SERIES-apt/  private apt state (sources list, package lists, downloaded source package)
 #
 # The system's apt configuration is never modified: apt reads a private sources list with deb-src
-# lines for trixie, whose mirror hosts are taken from the system's own sources at run time.
-# Environment: KCAPI_AIO_OPENSSL35_VERSION=V forces one Debian version (e.g. 3.5.7-1~deb13u2);
-# JOBS=N sets make's parallelism (default 2).
+# lines for the suite, whose mirror hosts are taken from the system's own sources at run time.
+# Environment: KCAPI_AIO_OPENSSL35_VERSION=V / KCAPI_AIO_OPENSSL36_VERSION=V force one Debian version
+# of that series (e.g. 3.5.7-1~deb13u2, 3.6.3-1); JOBS=N sets make's parallelism (default 2).
 set -euo pipefail
 
+series=${1:-3.5}
+case $series in
+  3.5) suites=(trixie trixie-updates) security_suite=trixie-security
+       forced=${KCAPI_AIO_OPENSSL35_VERSION:-} ;;
+  3.6) suites=(sid) security_suite=""   # sid has no security suite
+       forced=${KCAPI_AIO_OPENSSL36_VERSION:-} ;;
+  *) printf 'usage: %s [3.5|3.6]\n' "$0" >&2; exit 2 ;;
+esac
+series_re=${series//./\\.}
+
 cache=${KCAPI_AIO_CACHE:-$HOME/.cache/kcapi-aio}
-prefix=$cache/openssl-3.5
-src=$cache/openssl-3.5-src
-aptdir=$cache/openssl-3.5-apt
+prefix=$cache/openssl-$series
+src=$cache/openssl-$series-src
+aptdir=$cache/openssl-$series-apt
 stamp=$prefix/.kcapi-aio-built
-log=$cache/openssl-3.5-build.log
+log=$cache/openssl-$series-build.log
 jobs=${JOBS:-2}
 
-say() { printf 'openssl35: %s\n' "$*" >&2; }
+say() { printf 'openssl-src %s: %s\n' "$series" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-# The prefix is usable when its openssl binary and library both report 3.5 without any
+# The prefix is usable when its openssl binary and library both report the series without any
 # LD_LIBRARY_PATH (the rpath must point at our own libcrypto, not the system's), and the
 # source tree still has evp_test and its AES vector files.
 valid() {
@@ -35,14 +47,14 @@ valid() {
   local v
   v=$(env -u LD_LIBRARY_PATH -u OPENSSL_CONF "$prefix/bin/openssl" version -v 2>/dev/null) || return 1
   # "OpenSSL 3.5.x <date> (Library: OpenSSL 3.5.x <date>)" when both match.
-  [[ $v =~ ^OpenSSL\ 3\.5\.[0-9]+.*\(Library:\ OpenSSL\ 3\.5\.[0-9]+ ]] || return 1
+  [[ $v =~ ^OpenSSL\ $series_re\.[0-9]+.*\(Library:\ OpenSSL\ $series_re\.[0-9]+ ]] || return 1
   # Both halves must be the same release.
   local built=${v%% (Library: *} lib=${v#* (Library: }
   [[ $built == "${lib%)}" ]] || return 1
 }
 
 mkdir -p "$cache"
-exec 9>"$cache/openssl-3.5.lock"
+exec 9>"$cache/openssl-$series.lock"
 flock 9   # one build at a time; a second caller waits, then finds the cache valid
 
 if valid; then
@@ -82,9 +94,8 @@ say "archive mirror: $archive${security:+, security mirror: $security}"
 
 mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial" "$aptdir/download"
 {
-  printf 'deb-src %s trixie main\n' "$archive"
-  printf 'deb-src %s trixie-updates main\n' "$archive"
-  [[ -z $security ]] || printf 'deb-src %s trixie-security main\n' "$security"
+  for s in "${suites[@]}"; do printf 'deb-src %s %s main\n' "$archive" "$s"; done
+  [[ -z $security || -z $security_suite ]] || printf 'deb-src %s %s main\n' "$security" "$security_suite"
 } >"$aptdir/sources.list"
 
 apt_opts=(
@@ -97,18 +108,18 @@ apt_opts=(
   -o "APT::Sandbox::User=root"
 )
 
-say "reading trixie source lists"
+say "reading ${suites[*]} source lists"
 apt-get "${apt_opts[@]}" -qq update >&2 || die "apt-get update with the private sources list failed"
 
-# Versions of the openssl source package in 3.5.x, newest first.
+# Versions of the openssl source package in this series, newest first.
 mapfile -t versions < <(
   apt-cache "${apt_opts[@]}" showsrc openssl 2>/dev/null |
-    sed -n 's/^Version: //p' | grep -E '^3\.5\.' | awk '!seen[$0]++'
+    sed -n 's/^Version: //p' | grep -E "^$series_re\\." | awk '!seen[$0]++'
 )
-if [[ -n ${KCAPI_AIO_OPENSSL35_VERSION:-} ]]; then
-  versions=("$KCAPI_AIO_OPENSSL35_VERSION")
+if [[ -n $forced ]]; then
+  versions=("$forced")
 fi
-((${#versions[@]})) || die "no openssl 3.5.x source package listed for trixie"
+((${#versions[@]})) || die "no openssl $series.x source package listed for ${suites[*]}"
 # Newest first, by dpkg's version comparison.
 for ((i = 0; i < ${#versions[@]}; i++)); do
   for ((j = i + 1; j < ${#versions[@]}; j++)); do
@@ -117,7 +128,7 @@ for ((i = 0; i < ${#versions[@]}; i++)); do
     fi
   done
 done
-say "listed 3.5 versions: ${versions[*]}"
+say "listed $series versions: ${versions[*]}"
 
 dsc=""
 for v in "${versions[@]}"; do
@@ -158,6 +169,6 @@ start=$(date +%s)
 secs=$(($(date +%s) - start))
 
 printf 'debian-version=%s\nupstream=%s\nbuild-seconds=%s\n' "$version" "$upstream" "$secs" >"$stamp"
-valid || die "built, but $prefix/bin/openssl version does not report 3.5 for both binary and library"
+valid || die "built, but $prefix/bin/openssl version does not report $series for both binary and library"
 say "built in ${secs}s: $(env -u LD_LIBRARY_PATH "$prefix/bin/openssl" version -v)"
 printf '%s\n' "$prefix"
