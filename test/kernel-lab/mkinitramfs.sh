@@ -166,7 +166,7 @@ while IFS= read -r -d '' f; do
   scan_elf "${f#"$stage"}"
 done < <(find "$stage/$moddir" "${extras[@]/#/$stage}" -type f -print0 2>/dev/null)
 # Debug info only makes the archive (and the guest's RAM) bigger.
-strip=strip
+strip="strip"
 [[ $arch == arm64 ]] && strip=aarch64-linux-gnu-strip
 if command -v $strip >/dev/null && [[ -z ${KLAB_NO_STRIP:-} ]]; then
   while IFS= read -r -d '' f; do
