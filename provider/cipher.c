@@ -99,6 +99,11 @@ int ka_check_io_size(const KA_CTX *c, const unsigned char *out, size_t outsize,
     return 1;
 }
 
+/* OpenSSL 3.6 asks every cipher whether it is encrypt-then-MAC; older releases never do. */
+#ifndef OSSL_CIPHER_PARAM_ENCRYPT_THEN_MAC
+#define OSSL_CIPHER_PARAM_ENCRYPT_THEN_MAC "encrypt-then-mac"
+#endif
+
 static const OSSL_PARAM cipher_gettable[] = {
     OSSL_PARAM_uint(OSSL_CIPHER_PARAM_MODE, NULL),
     OSSL_PARAM_size_t(OSSL_CIPHER_PARAM_KEYLEN, NULL),
@@ -109,6 +114,7 @@ static const OSSL_PARAM cipher_gettable[] = {
     OSSL_PARAM_int(OSSL_CIPHER_PARAM_CTS, NULL),
     OSSL_PARAM_int(OSSL_CIPHER_PARAM_TLS1_MULTIBLOCK, NULL),
     OSSL_PARAM_int(OSSL_CIPHER_PARAM_HAS_RAND_KEY, NULL),
+    OSSL_PARAM_int(OSSL_CIPHER_PARAM_ENCRYPT_THEN_MAC, NULL),
     OSSL_PARAM_END
 };
 
@@ -116,6 +122,13 @@ const OSSL_PARAM *ka_cipher_gettable_params(void *provctx)
 {
     (void)provctx;
     return cipher_gettable;
+}
+
+int ka_param_set_octets(OSSL_PARAM *p, const void *val, size_t len)
+{
+    if (p->data_type == OSSL_PARAM_OCTET_PTR)
+        return OSSL_PARAM_set_octet_ptr(p, val, len);
+    return OSSL_PARAM_set_octet_string(p, val, len);
 }
 
 int ka_cipher_get_params(OSSL_PARAM params[], unsigned int evp_mode, int aead,
@@ -127,6 +140,7 @@ int ka_cipher_get_params(OSSL_PARAM params[], unsigned int evp_mode, int aead,
         { OSSL_CIPHER_PARAM_CTS, 0 },
         { OSSL_CIPHER_PARAM_TLS1_MULTIBLOCK, 0 },
         { OSSL_CIPHER_PARAM_HAS_RAND_KEY, 0 },
+        { OSSL_CIPHER_PARAM_ENCRYPT_THEN_MAC, 0 },
     };
     struct { const char *key; size_t v; } sizes[] = {
         { OSSL_CIPHER_PARAM_KEYLEN, keylen },
@@ -245,12 +259,10 @@ int ka_generic_get_ctx_params(void *vctx, OSSL_PARAM params[])
         && !OSSL_PARAM_set_uint(p, g->pad))
         goto fail;
     if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_IV)) != NULL
-        && !OSSL_PARAM_set_octet_ptr(p, &g->oiv, KAIO_BLOCK)
-        && !OSSL_PARAM_set_octet_string(p, &g->oiv, KAIO_BLOCK))
+        && !ka_param_set_octets(p, g->oiv, KAIO_BLOCK))
         goto fail;
     if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_UPDATED_IV)) != NULL
-        && !OSSL_PARAM_set_octet_ptr(p, &g->iv, KAIO_BLOCK)
-        && !OSSL_PARAM_set_octet_string(p, &g->iv, KAIO_BLOCK))
+        && !ka_param_set_octets(p, g->iv, KAIO_BLOCK))
         goto fail;
     if ((p = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_NUM)) != NULL
         && !OSSL_PARAM_set_uint(p, g->num))

@@ -66,6 +66,10 @@ int ka_check_io(const KA_CTX *c, const unsigned char *out, const unsigned char *
 int ka_check_io_size(const KA_CTX *c, const unsigned char *out, size_t outsize,
                      const unsigned char *in, size_t inl);
 
+/* Sets an octet parameter as the caller typed it (OCTET_PTR or OCTET_STRING). Trying one
+ * setter and then the other leaves an error on the queue from OpenSSL 3.6 on. */
+int ka_param_set_octets(OSSL_PARAM *p, const void *val, size_t len);
+
 /* Cipher (algorithm) params: mode, keylen, ivlen, blocksize, aead, custom-iv, ... */
 int ka_cipher_get_params(OSSL_PARAM params[], unsigned int evp_mode, int aead,
                          size_t keylen, size_t blocksize, size_t ivlen);

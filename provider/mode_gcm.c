@@ -547,8 +547,7 @@ static int gcm_get_ctx_params(void *vctx, OSSL_PARAM params[])
                      p->data_size, c->ivlen);
             return 0;
         }
-        if (!OSSL_PARAM_set_octet_string(p, c->iv, c->ivlen)
-            && !OSSL_PARAM_set_octet_ptr(p, &c->iv, c->ivlen))
+        if (!ka_param_set_octets(p, c->iv, c->ivlen))
             goto fail;
     }
     if ((p = OSSL_PARAM_locate(params, GCM_PARAM_IV_GENERATED)) != NULL

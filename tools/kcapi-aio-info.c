@@ -16,6 +16,7 @@
 #include <openssl/provider.h>
 
 #include "kcapi-aio/names.h"
+#include "tool_module_dir.h"
 
 /* Encrypts and decrypts a few records with each of the nine ciphers. */
 static int exercise(OSSL_LIB_CTX *lc)
@@ -78,7 +79,7 @@ int main(int argc, char **argv)
     }
     lc = OSSL_LIB_CTX_new();
     if (path == NULL && getenv("OPENSSL_MODULES") == NULL)
-        path = KCAPI_AIO_BUILD_MODULE_DIR;
+        path = tool_module_dir();
     if (path != NULL)
         OSSL_PROVIDER_set_default_search_path(lc, path);
     if ((prov = OSSL_PROVIDER_load(lc, KCAPI_AIO_NAME)) == NULL) {

@@ -54,6 +54,7 @@
 #include <openssl/rand.h>
 
 #include "kcapi-aio/names.h"
+#include "tool_module_dir.h"
 
 #define PROG "kcapi-aio-seal"
 #define MAGIC "KAIOSEAL"
@@ -593,7 +594,8 @@ static void usage(FILE *f)
             "        verify is named, nothing of it or after it is written, and the exit status is 1\n"
             "  -k KEYHEX   16, 24 or 32 bytes of key in hex (AES-128/192/256-GCM)\n"
             "  -n PIPES    records per pipeline call, 1..%d (default 16)\n"
-            "  --provider-path DIR  where kcapi-aio.so is (default: $OPENSSL_MODULES, else the build's)\n"
+            "  --provider-path DIR  where kcapi-aio.so is (default: $OPENSSL_MODULES, else the build\n"
+            "                       tree's when run from there, else OpenSSL's module directory)\n"
             "  --stats     print the provider's counters at the end (stderr)\n",
             MAX_RECORD, MAX_PIPES);
 }
@@ -657,7 +659,7 @@ int main(int argc, char **argv)
     /* The provider, explicitly, in a library context of our own. */
     t.lc = OSSL_LIB_CTX_new();
     if (path == NULL && getenv("OPENSSL_MODULES") == NULL)
-        path = KCAPI_AIO_BUILD_MODULE_DIR;
+        path = tool_module_dir();
     if (t.lc == NULL || (path != NULL && !OSSL_PROVIDER_set_default_search_path(t.lc, path))) {
         openssl_error("no library context");
         goto end;

@@ -17,7 +17,9 @@
 # the vector files are first reduced to the AES-CBC, AES-CTR and AES-GCM stanzas: the other
 # stanzas become comment lines, which keeps every line number equal to the original file's.
 # Failures are reported against the original file path. The run passes only when evp_test
-# succeeds and, for every file, ran exactly the kept stanzas with no errors and no skips.
+# succeeds and, for every file, ran exactly the kept stanzas with no errors and no skips. One
+# exception: from OpenSSL 3.6 on, evp_test itself skips CBC stanzas under -chunk ("does not
+# support fragmentation"); those skips are counted, named, and allowed for CBC ciphers only.
 set -euo pipefail
 
 skip_rc=77
@@ -159,6 +161,11 @@ printf 'run-evp-vectors: full evp_test output: %s\n' "$log"
 # --- Verdict ----------------------------------------------------------------------------------
 # evp_test prints one "Completed N tests with E errors and S skipped" per file, in order.
 mapfile -t done_lines < <(grep -o 'Completed [0-9]* tests with [0-9]* errors and [0-9]* skipped' "$log" || true)
+# Per file (same order), the CBC stanzas evp_test declined to fragment under -chunk.
+mapfile -t frag_skips < <(awk '
+  /skipping, .* does not support fragmentation/ { if (tolower($0) ~ /skipping, .aes(-(128|192|256)-cbc|128|192|256)./) n++ }
+  /Completed [0-9]+ tests with/ { print n + 0; n = 0 }
+' "$log")
 bad=0 failing_files=0
 for i in "${!reduced[@]}"; do
   f=${files[i]} want=${expected[i]}
@@ -168,6 +175,12 @@ for i in "${!reduced[@]}"; do
     bad=1 failing_files=$((failing_files + 1)); continue
   fi
   read -r _ n _ _ e _ _ s _ <<<"$line"
+  fs=0
+  if [[ -n $chunk ]]; then fs=${frag_skips[i]:-0}; fi
+  if ((fs > 0 && fs <= s)); then
+    printf 'run-evp-vectors: %s: evp_test does not fragment CBC: %s CBC stanzas skipped by evp_test itself\n' "$f" "$fs"
+    s=$((s - fs)) want=$((want - fs))
+  fi
   if ((corrupt)); then
     printf 'run-evp-vectors: self-check: %s: %s stanzas ran, %s errors (1 expected), %s skipped\n' "$f" "$n" "$e" "$s"
     ((e == 0)) || failing_files=$((failing_files + 1))

@@ -22,5 +22,8 @@ klab_need() {
 }
 
 klab_check_series() {
-  case $1 in 6.1|6.12|7.2) ;; *) klab_die "unknown kernel series '$1' (want 6.1, 6.12 or 7.2)";; esac
+  case $1 in 6.1|6.12|7.2|6.12-arm64) ;; *) klab_die "unknown kernel series '$1' (want 6.1, 6.12, 7.2 or 6.12-arm64)";; esac
 }
+
+# Debian architecture of a series: 6.12-arm64 boots under qemu-system-aarch64, the rest are amd64.
+klab_arch() { case $1 in *-arm64) echo arm64 ;; *) echo amd64 ;; esac; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches Debian kernels for the lab and caches them unpacked, with modules.dep.
-#   fetch-kernels.sh [--refresh] SERIES...     SERIES: 6.1 6.12 7.2 (default: all)
-# Prints one line per series: "SERIES KERNEL-DIR".
+#   fetch-kernels.sh [--refresh] SERIES...     SERIES: 6.1 6.12 7.2 6.12-arm64 (default: 6.1 6.12 7.2)
+# Prints one line per series: "SERIES KERNEL-DIR". 6.12-arm64 is trixie's arm64 kernel; its
+# entry also holds busybox (bookworm's busybox-static:arm64) for the guest.
 # A series already in the cache is used as is (no network) unless --refresh asks
 # for the newest version the mirror has. The system's apt configuration is only read.
 set -euo pipefail
@@ -19,7 +20,9 @@ for a in "$@"; do
 done
 ((${#series[@]})) || series=("${klab_series_all[@]}")
 
+# amd64 and arm64 package lists live in separate private apt states.
 apt_dir=$klab_cache/apt
+apt_arch=amd64
 mkdir -p "$klab_cache"
 
 # The Debian mirror the system already uses: the URI serving its own release.
@@ -57,21 +60,22 @@ apt_opts() {
     -o "Dir::Etc::preferencesparts=$apt_dir/empty" \
     -o "APT::Sandbox::User=$(id -un)" \
     -o "Acquire::Languages=none" \
+    -o "APT::Architecture=$apt_arch" -o "APT::Architectures=$apt_arch" \
     -o "Debug::NoLocking=1"
 }
 
-updated=0
+updated=''
 apt_update() {
-  ((updated)) && return 0
+  [[ $updated == "$apt_arch" ]] && return 0
   # Another run (parallel ctest) may have just read the lists: an hour is fresh enough.
-  if [[ -n $(find "$apt_dir/updated" -mmin -60 2>/dev/null) ]]; then updated=1; return 0; fi
+  if [[ -n $(find "$apt_dir/updated" -mmin -60 2>/dev/null) ]]; then updated=$apt_arch; return 0; fi
   local uri s
   uri=$(mirror_uri)
   [[ -n $uri ]] || klab_die "could not find the system's Debian mirror in /etc/apt; set KCAPI_AIO_DEBIAN_MIRROR"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/empty"
   {
     for s in bookworm trixie sid; do
-      echo "deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $s main"
+      echo "deb [arch=$apt_arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $s main"
     done
   } >"$apt_dir/sources.list"
   klab_log "reading bookworm/trixie/sid package lists from $uri (private apt state in $apt_dir)"
@@ -79,7 +83,7 @@ apt_update() {
   mapfile -t opts < <(apt_opts)
   apt-get "${opts[@]}" -qq update >&2 || klab_die "apt-get update of the private lists failed (network?)"
   touch "$apt_dir/updated"
-  updated=1
+  updated=$apt_arch
 }
 
 # Newest package name matching an extended regex, by version sort.
@@ -99,12 +103,16 @@ cached() {
 fetch_series() {
   local s=$1 dir
   if ((!refresh)) && dir=$(cached "$s"); then echo "$s $dir"; return; fi
+  apt_arch=$(klab_arch "$s")
+  apt_dir=$klab_cache/apt
+  [[ $apt_arch == amd64 ]] || apt_dir=$klab_cache/apt-$apt_arch
   apt_update
   local re prefix pkgs=()
   case $s in
     6.1)  re='linux-image-6\.1\.0-[0-9]+-amd64'; prefix=linux-image-6.1.0- ;;
     6.12) re='linux-image-6\.12\.[0-9]+\+deb13-amd64'; prefix=linux-image-6.12. ;;
     7.2)  re='linux-binary-7\.2\.[0-9]+\+deb14-amd64'; prefix=linux-binary-7.2. ;;
+    6.12-arm64) re='linux-image-6\.12\.[0-9]+\+deb13-arm64'; prefix=linux-image-6.12. ;;
   esac
   local main
   main=$(newest_pkg "$re" "$prefix")
@@ -122,6 +130,16 @@ fetch_series() {
   (cd "$tmp" && apt-get "${opts[@]}" -qq download "${pkgs[@]}" >&2) ||
     { rm -rf "$tmp"; klab_die "apt-get download ${pkgs[*]} failed"; }
   mkdir -p "$tmp/root"
+  if [[ $apt_arch == arm64 ]]; then
+    # The guest's shell: bookworm's static busybox for arm64, unpacked beside the kernel.
+    (cd "$tmp" && apt-get "${opts[@]}" -qq download "busybox-static/bookworm" >&2) ||
+      { rm -rf "$tmp"; klab_die "apt-get download busybox-static:arm64 failed"; }
+    mkdir -p "$tmp/bb"
+    bb_deb=$(ls "$tmp"/busybox-static_*.deb)
+    dpkg-deb -x "$bb_deb" "$tmp/bb"
+    bb_version=$(dpkg-deb -f "$bb_deb" Version)
+    rm -f "$bb_deb"
+  fi
   for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
   # Normalise to ROOT/lib/modules/KVER + ROOT/vmlinuz: depmod -b only looks in lib/modules,
   # and newer packages put modules (and 7.2 even vmlinuz) under usr/lib/modules.
@@ -141,6 +159,10 @@ fetch_series() {
   config=$(find "$tmp/root" -type f \( -name "config-$kver" -o -path "*/modules/$kver/config" \) | head -n1)
   [[ -n $config ]] && cp "$config" "$out/config"
   depmod -b "$out" "$kver" || klab_die "depmod failed for $kver"
+  if [[ $apt_arch == arm64 ]]; then
+    cp "$tmp/bb/bin/busybox" "$out/busybox"
+    pkgs+=("busybox-static:arm64=$bb_version")
+  fi
   printf '%s\n' "${pkgs[@]}" >"$out/packages"
   echo "$kver" >"$out/kver"
   touch "$out/.complete"

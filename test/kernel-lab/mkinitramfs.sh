@@ -6,6 +6,9 @@
 # KDIR is a fetch-kernels.sh cache entry. DIR (the build's module dir) and every
 # --extra path land at the same absolute path in the guest, so paths compiled into
 # the test programs still hold; every ELF file's shared libraries come along.
+# For an arm64 series (6.12-arm64) the programs are the cross build's, busybox is
+# the one fetch-kernels.sh unpacked into KDIR, and libraries come from the host's
+# :arm64 multiarch packages (/usr/lib/aarch64-linux-gnu), found with readelf.
 set -euo pipefail
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
@@ -24,7 +27,15 @@ while (($#)); do
   esac
 done
 [[ -n $kdir && -n $moddir && -n $testsdir && -n $out ]] || klab_die "mkinitramfs: missing arguments"
-klab_need busybox:busybox-static cpio:cpio xz:xz-utils ldd:libc-bin
+arch=$(klab_arch "$series")
+if [[ $arch == arm64 ]]; then
+  klab_need cpio:cpio xz:xz-utils readelf:binutils
+  busybox=$kdir/busybox
+  [[ -x $busybox ]] || klab_die "no arm64 busybox in $kdir (run fetch-kernels.sh --refresh $series)"
+else
+  klab_need busybox:busybox-static cpio:cpio xz:xz-utils ldd:libc-bin
+  busybox=$(command -v busybox)
+fi
 kver=$(cat "$kdir/kver")
 kmods=$kdir/lib/modules/$kver
 
@@ -37,7 +48,12 @@ mkdir -p "$stage"/{bin,klab/ko,klab/tests,etc,lib64}
 # crypto_user answers NETLINK_CRYPTO queries (the probe reads driver flags through it).
 default_targets=(af_alg algif_skcipher algif_aead cbc ecb ctr gcm ghash_generic gf128mul crypto_null
                  cryptd crypto_simd aesni_intel ghash_clmulni_intel crypto_user)
-# aesni-intel registers its own gcm(aes), so no-gcm also leaves it out: cbc/ctr
+# arm64: the ARMv8 Crypto Extensions drivers (aes-ce-*, ghash-ce: its gcm(aes)) and NEON.
+if [[ $arch == arm64 ]]; then
+  default_targets=(af_alg algif_skcipher algif_aead cbc ecb ctr gcm ghash_generic gf128mul crypto_null
+                   aes_ce_cipher aes_ce_blk aes_neon_blk ghash_ce crypto_user)
+fi
+# aesni-intel (arm64: ghash-ce) registers its own gcm(aes), so no-gcm also leaves it out: cbc/ctr
 # then run on the built-in generic AES.
 nogcm_targets=(af_alg algif_skcipher algif_aead cbc ecb ctr)
 # device: a virtio-crypto device (qemu's builtin cryptodev backend) serves cbc(aes);
@@ -87,7 +103,7 @@ grep -q '^af_alg$' "$stage/klab/modules-default" ||
   klab_die "kernel $kver has no af_alg module"
 
 # --- programs and their libraries ---------------------------------------
-cp "$(command -v busybox)" "$stage/bin/busybox"
+cp "$busybox" "$stage/bin/busybox"
 mkdir -p "$stage/$moddir"
 cp -a "$moddir/." "$stage/$moddir/"
 for x in "${extras[@]}"; do
@@ -107,6 +123,8 @@ add_lib() {
   have[$lib]=1
   mkdir -p "$stage/$(dirname "$lib")"
   cp -L "$lib" "$stage/$lib"
+  # ldd lists a program's whole closure; readelf only a file's own NEEDED entries.
+  [[ $arch == arm64 ]] && scan_elf "$lib"
   # libcrypto loads its providers (legacy.so, ...) from a sibling directory.
   if [[ $lib == */libcrypto.so.* && -d $(dirname "$lib")/ossl-modules ]]; then
     local om f
@@ -117,8 +135,33 @@ add_lib() {
     done
   fi
 }
+# A foreign (arm64) ELF cannot run ldd: its NEEDED entries are looked up in its
+# RUNPATH/RPATH, then in the multiarch directories, and its interpreter is added.
+foreign_libs() {
+  local f=$1 need dirs=() d interp
+  interp=$(readelf -lW "$f" 2>/dev/null | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+  [[ -n $interp ]] && echo "$interp"
+  while read -r d; do dirs+=("$d"); done < <(readelf -dW "$f" 2>/dev/null |
+    sed -n 's/.*(\(RUNPATH\|RPATH\)).*\[\(.*\)\]/\2/p' | tr ':' '\n')
+  dirs+=(/lib/aarch64-linux-gnu /usr/lib/aarch64-linux-gnu)
+  while read -r need; do
+    for d in "${dirs[@]}"; do
+      if [[ -e $d/$need ]]; then echo "$d/$need"; continue 2; fi
+    done
+    echo "$need => not found"
+  done < <(readelf -dW "$f" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+}
 scan_elf() {
   local f=$1 line lib
+  if [[ $arch == arm64 ]]; then
+    while read -r line; do
+      case $line in
+        *'=> not found'*) klab_log "warning: $f: ${line%% *} not found" ;;
+        /*) add_lib "$line" ;;
+      esac
+    done < <(foreign_libs "$f")
+    return
+  fi
   while read -r line; do
     case $line in
       *'=> not found'*) klab_log "warning: $f: ${line%% *} not found" ;;
@@ -127,15 +170,17 @@ scan_elf() {
     esac
   done < <(ldd "$f" 2>/dev/null || true)
 }
-scan_elf "$(command -v busybox)" # nothing unless busybox is the dynamic build
+scan_elf "$busybox" # nothing unless busybox is the dynamic build
 while IFS= read -r -d '' f; do
   is_elf "$f" || continue
   scan_elf "${f#"$stage"}"
 done < <(find "$stage/$moddir" "${extras[@]/#/$stage}" -type f -print0 2>/dev/null)
 # Debug info only makes the archive (and the guest's RAM) bigger.
-if command -v strip >/dev/null && [[ -z ${KLAB_NO_STRIP:-} ]]; then
+strip="strip"
+[[ $arch == arm64 ]] && strip=aarch64-linux-gnu-strip
+if command -v $strip >/dev/null && [[ -z ${KLAB_NO_STRIP:-} ]]; then
   while IFS= read -r -d '' f; do
-    if is_elf "$f"; then strip --strip-debug "$f" 2>/dev/null || true; fi
+    if is_elf "$f"; then $strip --strip-debug "$f" 2>/dev/null || true; fi
   done < <(find "$stage" -path "$stage/klab/ko" -prune -o -type f -print0)
 fi
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boots real Debian kernels under qemu (TCG) and runs tests against their AF_ALG.
 #
-#   run.sh [--kernel 6.1|6.12|7.2|all] [--scenario S] [--build-dir DIR] [--list FILE]
+#   run.sh [--kernel 6.1|6.12|7.2|all|6.12-arm64] [--scenario S] [--build-dir DIR] [--list FILE]
 #          [--timeout SECS] [--refresh] [--keep]                 run the test list
 #   run.sh [--kernel K] [--scenario S] [--build-dir DIR] -- PROGRAM [ARGS...]
 #                                                                run one command in the guest
@@ -11,7 +11,9 @@
 # (fs.aio-max-nr = 0), device (a virtio-crypto device serves cbc(aes), no AES-NI).
 # Without --scenario the list runs every scenario that has
 # entries; a command runs in "default". PROGRAM is looked up in DIR/modules, then
-# in DIR, then in the guest's PATH (busybox). Exit status: 0 when every guest test
+# in DIR, then in the guest's PATH (busybox). "all" is 6.1, 6.12 and 7.2 (amd64);
+# 6.12-arm64 boots trixie's arm64 kernel under qemu-system-aarch64 -M virt and needs
+# an arm64 build dir (cmake/aarch64-linux-gnu.cmake). Exit status: 0 when every guest test
 # passed or skipped, 1 when one failed, timed out or went unreported, 2 on setup errors.
 # Environment: KCAPI_AIO_CACHE (cache root), KCAPI_AIO_DEBIAN_MIRROR (override the
 # mirror read from /etc/apt), KLAB_QEMU_MEM (default 1G), KLAB_NO_STRIP=1.
@@ -41,8 +43,11 @@ done
 if [[ $kernel == all ]]; then kernels=("${klab_series_all[@]}"); else klab_check_series "$kernel"; kernels=("$kernel"); fi
 case ${scenario:-default} in default|no-gcm|no-aio|device) ;; *) klab_die "unknown scenario '$scenario'";; esac
 
-klab_need qemu-system-x86_64:qemu-system-x86 busybox:busybox-static cpio:cpio xz:xz-utils \
-  depmod:kmod timeout:coreutils
+klab_need cpio:cpio xz:xz-utils depmod:kmod timeout:coreutils
+for k in "${kernels[@]}"; do
+  if [[ $(klab_arch "$k") == arm64 ]]; then klab_need qemu-system-aarch64:qemu-system-arm
+  else klab_need qemu-system-x86_64:qemu-system-x86 busybox:busybox-static; fi
+done
 
 if ((fetch_only)); then
   "$klab_dir/fetch-kernels.sh" "${refresh[@]}" "${kernels[@]}"
@@ -145,18 +150,26 @@ boot() {
   expected=$(awk '{ print $1 }' "$work/tests/$s.list")
   n=$(wc -l <"$work/tests/$s.list")
   klab_log "booting $series ($(cat "$kdir/kver")), scenario $s, $n test(s), timeout ${boot_timeout}s"
-  local machine=(-cpu max)
+  t0=$(date +%s.%N)
+  # stdin from /dev/null: qemu must not grab the terminal; the console goes to stdout.
+  local qemu=(qemu-system-x86_64) console=ttyS0
+  local cpu=max
+  if [[ $(klab_arch "$series") == arm64 ]]; then
+    qemu=(qemu-system-aarch64 -M virt) console=ttyAMA0
+    # Debian's arm64 kernel signs and checks return addresses (pointer authentication);
+    # emulating the architected algorithm (QARMA) is slow, the implementation-defined one is not.
+    cpu=max,pauth-impdef=on
+  fi
+  local machine=(-cpu "$cpu")
   if [[ $s == device ]]; then
     # No AES-NI, so the device's driver (priority 150) outranks the C AES (100).
     machine=(-cpu max,aes=off -object cryptodev-backend-builtin,id=c0 -device virtio-crypto-pci,cryptodev=c0)
   fi
-  t0=$(date +%s.%N)
-  # stdin from /dev/null: qemu must not grab the terminal; the console goes to stdout.
   {
-    timeout -k 10 "$boot_timeout" qemu-system-x86_64 -accel tcg "${machine[@]}" -smp 1 -m "${KLAB_QEMU_MEM:-1G}" \
+    timeout -k 10 "$boot_timeout" "${qemu[@]}" -accel tcg "${machine[@]}" -smp 1 -m "${KLAB_QEMU_MEM:-1G}" \
       -nographic -no-reboot -nic none \
       -kernel "$kdir/vmlinuz" -initrd "$img" \
-      -append "console=ttyS0 quiet panic=-1 klab.scenario=$s" </dev/null 2>&1 &
+      -append "console=$console quiet panic=-1 klab.scenario=$s" </dev/null 2>&1 &
     echo $! >"$qemu_pidfile"
     wait $! && rc=0 || rc=$?
     echo "$rc" >"$log.rc"
@@ -197,6 +210,13 @@ for series in "${kernels[@]}"; do
   kdir=$("$klab_dir/fetch-kernels.sh" "${refresh[@]}" "$series" | awk '{ print $2 }')
   [[ -n $kdir && -f $kdir/.complete ]] || klab_die "kernel $series unavailable"
   kver=$(cat "$kdir/kver")
+  # The build's objects must be the kernel's architecture.
+  want='x86-64'
+  [[ $(klab_arch "$series") == arm64 ]] && want='ARM aarch64'
+  for o in "$moddir"/kcapi-aio.so "$moddir"/klab-afalg-check; do
+    [[ -e $o ]] || continue
+    file -L "$o" | grep -q "$want" || klab_die "$o is not built for $want (kernel $series): use a matching --build-dir"
+  done
   gcm_state=absent
   if grep -qE '/gcm\.ko' "$kdir/lib/modules/$kver/modules.dep"; then gcm_state=module
   elif grep -qE '/gcm\.ko$' "$kdir/lib/modules/$kver/modules.builtin" 2>/dev/null; then gcm_state=built-in; fi
