@@ -56,6 +56,7 @@ const char *kaio_reason_name(enum kaio_reason r)
         [KAIO_R_SMALL_RECORD] = "record below kernel_min_bytes",
         [KAIO_R_TAG_LENGTH] = "tag length the kernel rejects",
         [KAIO_R_TAG_REPLAY] = "tag mismatch, plaintext redone in software",
+        [KAIO_R_FD_LOST] = "socket fd closed or taken over, no new socket",
     };
 
     return (unsigned)r < KAIO_NREASONS && names[r] != NULL ? names[r] : "unknown";
@@ -77,6 +78,7 @@ const char *kaio_counter_name(enum kaio_counter c)
         [KAIO_C_BYTES_SOFTWARE] = "bytes_software",
         [KAIO_C_TAG_FAILURES] = "tag_failures",
         [KAIO_C_OPS_COALESCED] = "ops_coalesced",
+        [KAIO_C_FDS_LOST] = "fds_lost",
     };
 
     return (unsigned)c < KAIO_NCOUNTERS && names[c] != NULL ? names[c] : "unknown";

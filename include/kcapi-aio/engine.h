@@ -46,6 +46,8 @@ enum kaio_reason {
     KAIO_R_TAG_LENGTH,       /* GCM tag length the kernel rejects */
     KAIO_R_TAG_REPLAY,       /* GCM tag failed in one op: software redoes it to release the
                                 plaintext at update, as OpenSSL does (final still fails) */
+    KAIO_R_FD_LOST,          /* our socket's fd number was closed (and maybe reused) under us
+                                and no new socket could take its place in this call */
     KAIO_NREASONS
 };
 
@@ -153,6 +155,15 @@ void kaio_key_free(struct kaio_key *k);
  * ops it returns as KAIO_NOT_RUN the caller counts the software run.
  * One kernel operation carries at most 256 KiB (CBC/CTR records are split
  * beyond that; larger GCM messages come back KAIO_R_TOO_LARGE).
+ *
+ * Sockets are proven ours before use: in each call, every fd the engine is
+ * about to write to (an op socket before its first sendmsg, the tfm before
+ * accept) is compared with the socket it made (SO_COOKIE, one getsockopt,
+ * counted in KAIO_C_SYSCALLS). An fd that is closed or is now someone else's
+ * (a daemon closed every fd and reused the numbers) is forgotten without
+ * being closed (KAIO_C_FDS_LOST) and replaced by a new socket; if none can
+ * be made, the ops come back KAIO_NOT_RUN with KAIO_R_FD_LOST (or
+ * KAIO_R_FD_BUDGET).
  */
 size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path);
 
@@ -172,6 +183,7 @@ enum kaio_counter {
     KAIO_C_BYTES_SOFTWARE,
     KAIO_C_TAG_FAILURES,
     KAIO_C_OPS_COALESCED,    /* records that shared one kernel operation (coalesce), not in ops_aio/ops_sync */
+    KAIO_C_FDS_LOST,         /* our fds found closed or now someone else's: forgotten, never closed */
     KAIO_NCOUNTERS
 };
 

@@ -1,9 +1,13 @@
 #include "testutil.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
@@ -167,4 +171,53 @@ uint64_t tu_counter(const char *name)
         if (strncmp(line, name, n) == 0 && line[n] == '=')
             return strtoull(line + n + 1, NULL, 10);
     return 0;
+}
+
+static struct sockaddr_in loopback(int port)
+{
+    struct sockaddr_in a;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+int tu_tcp_listen(int *port)
+{
+    struct sockaddr_in a = loopback(0);
+    socklen_t l = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 128) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &l) < 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+int tu_tcp_connect(int port)
+{
+    struct sockaddr_in a = loopback(port);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int tu_bytes_waiting(int fd)
+{
+    int n = 0;
+
+    return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n;
 }

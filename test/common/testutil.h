@@ -36,4 +36,12 @@ const char *tu_errors(void);
 int tu_same(const char *what, const unsigned char *a, size_t alen,
             const unsigned char *b, size_t blen);
 
+/* Loopback TCP (in the kernel lab, the guest brings lo up): a socket listening
+ * on 127.0.0.1 (its port in *port), a client connected to that port (the
+ * server end waits in the listener's backlog), and the bytes waiting to be
+ * read on a socket (FIONREAD). All -1 on failure. */
+int tu_tcp_listen(int *port);
+int tu_tcp_connect(int port);
+int tu_bytes_waiting(int fd);
+
 #endif

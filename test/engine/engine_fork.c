@@ -1,15 +1,23 @@
 /* A forked child never uses its parent's sockets; fds closed under the
  * engine (daemons closing everything) are found and rebuilt, and fd numbers
- * reused by someone else are left alone. Needs AF_ALG. */
+ * reused by someone else (a file, a TCP connection, a listening socket) are
+ * left alone: not a byte is written to them. Needs AF_ALG. */
+#define _GNU_SOURCE /* accept4 */
 #include "etest.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef AF_ALG
 #define AF_ALG 38
+#endif
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
 #endif
 
 static void fresh(struct et_batch *b)
@@ -125,6 +133,127 @@ START_TEST(closed_under_us)
 }
 END_TEST
 
+static uint64_t cookie(int fd)
+{
+    uint64_t c = 0;
+    socklen_t l = sizeof(c);
+
+    return getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &l) == 0 ? c : 0;
+}
+
+/* Puts the socket fd at number at (which a placeholder holds): no other
+ * number of ours moves. */
+static void put_at(int fd, int at)
+{
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(dup2(fd, at), at);
+    close(fd);
+}
+
+/*
+ * After a batch, the numbers of the key's sockets are closed and handed to
+ * TCP sockets: connected ones (a sendmsg would put the record on the wire)
+ * or listening ones with a connection waiting (an accept would take it).
+ * The next batch must still give the right bytes, write nothing to them,
+ * take no connection, and neither the batch nor kaio_key_free may close them.
+ */
+START_TEST(taken_over_by_tcp)
+{
+    enum kaio_mode mode = (enum kaio_mode)(_i % 3);
+    enum kaio_path path = (_i / 3) % 2 ? KAIO_PATH_SYNC : KAIO_PATH_AIO;
+    int listening = _i / 6, closed[64], other[64], port, lfd, i, n;
+    uint64_t id[64];
+    struct et_shape sh = { -1, -1, 300, 16, 16, 0 };
+    struct et_batch b;
+    struct kaio_key *k;
+    struct kaio_counters c;
+
+    et_need_kernel("engine_fork");
+    et_make(&b, mode, 16, 5, &sh);
+    k = et_key(&b);
+    ck_assert_uint_eq(kaio_key_run(k, b.ops, b.n, path), 0);
+    n = (int)close_alg_fds(closed, 64);
+    ck_assert_int_ge(n, 2);
+    ck_assert_int_le(n, 64);
+    /* Hold every number first, so new sockets land elsewhere. */
+    for (i = 0; i < n; i++)
+        ck_assert_int_eq(dup2(2, closed[i]), closed[i]);
+    lfd = tu_tcp_listen(&port);
+    ck_assert_msg(lfd >= 0, "no loopback TCP: %s", strerror(errno));
+    for (i = 0; i < n; i++) {
+        if (listening) {
+            int p2, l2 = tu_tcp_listen(&p2);
+
+            ck_assert_int_ge(l2, 0);
+            other[i] = tu_tcp_connect(p2); /* waits in l2's backlog */
+            put_at(l2, closed[i]);
+        } else {
+            int cfd = tu_tcp_connect(port);
+
+            other[i] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+            put_at(cfd, closed[i]);
+        }
+        ck_assert_int_ge(other[i], 0);
+        id[i] = cookie(closed[i]);
+        ck_assert_uint_ne(id[i], 0);
+    }
+    fresh(&b);
+    kaio_counters_reset();
+    ck_assert_uint_eq(kaio_key_run(k, b.ops, b.n, path), 0);
+    kaio_counters_get(&c);
+    et_check(&b, listening ? "after listening TCP sockets took the numbers" : "after TCP connections took the numbers");
+    ck_assert_uint_ge(c.c[KAIO_C_FDS_LOST], 1);
+    ck_assert_uint_le(c.c[KAIO_C_FDS_LOST], (uint64_t)n);
+    ck_assert_uint_eq(c.fallback[KAIO_R_FD_LOST], 0);
+    kaio_key_free(k);
+    for (i = 0; i < n; i++) {
+        ck_assert_msg(cookie(closed[i]) == id[i], "fd %d (someone's TCP socket) was closed or replaced", closed[i]);
+        if (listening) {
+            int a = accept4(closed[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+            ck_assert_msg(a >= 0, "the connection waiting on fd %d was taken: %s", closed[i], strerror(errno));
+            ck_assert_int_eq(tu_bytes_waiting(a), 0);
+            close(a);
+        } else {
+            ck_assert_msg(tu_bytes_waiting(other[i]) == 0, "%d bytes went to the TCP peer of fd %d",
+                          tu_bytes_waiting(other[i]), closed[i]);
+        }
+        ck_assert_int_eq(tu_bytes_waiting(listening ? other[i] : closed[i]), 0);
+        close(closed[i]);
+        close(other[i]);
+    }
+    close(lfd);
+    ck_assert_uint_eq(kaio_fds_held(), 0);
+    ck_assert_uint_eq(et_count_alg_fds(), 0);
+    et_free(&b);
+}
+END_TEST
+
+/* The proof costs one syscall per socket per batch: a synchronous batch of n
+ * records on open sockets takes n getsockopt + n sendmsg + n recvmsg. */
+START_TEST(proof_cost)
+{
+    struct et_shape sh = { 1, 0, 256, 0, 0, 0 };
+    struct et_batch b;
+    struct kaio_key *k;
+    struct kaio_counters c;
+
+    et_need_kernel("engine_fork");
+    et_make(&b, KAIO_CBC, 16, 4, &sh);
+    k = et_key(&b);
+    ck_assert_uint_eq(kaio_key_run(k, b.ops, b.n, KAIO_PATH_SYNC), 0);
+    fresh(&b);
+    kaio_counters_reset();
+    ck_assert_uint_eq(kaio_key_run(k, b.ops, b.n, KAIO_PATH_SYNC), 0);
+    kaio_counters_get(&c);
+    et_check(&b, "second batch");
+    ck_assert_uint_eq(c.c[KAIO_C_SYSCALLS], 3 * b.n);
+    ck_assert_uint_eq(c.c[KAIO_C_FDS_LOST], 0);
+    kaio_key_free(k);
+    et_free(&b);
+}
+END_TEST
+
 START_TEST(cloexec)
 {
     struct et_shape sh = { 1, 0, 64, 16, 16, 0 };
@@ -159,6 +288,8 @@ int main(void)
     tcase_set_timeout(t, 600);
     tcase_add_loop_test(t, child_rebuilds, 0, 3);
     tcase_add_loop_test(t, closed_under_us, 0, 4);
+    tcase_add_loop_test(t, taken_over_by_tcp, 0, 12);
+    tcase_add_test(t, proof_cost);
     tcase_add_test(t, cloexec);
     suite_add_tcase(s, t);
     return et_main(s, "engine_fork");
