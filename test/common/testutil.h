@@ -15,6 +15,10 @@ extern const char *const tu_ciphers[9];
 OSSL_LIB_CTX *tu_ours(void);
 /* A library context with only OpenSSL's default provider. */
 OSSL_LIB_CTX *tu_ref(void);
+/* The same two for programs that are not Check suites: NULL (with the reason
+ * on stderr) instead of a failed assertion. */
+OSSL_LIB_CTX *tu_load_ours(void);
+OSSL_LIB_CTX *tu_load_ref(void);
 /* Fetch a cipher; fails the test when it is missing. */
 EVP_CIPHER *tu_fetch(OSSL_LIB_CTX *lc, const char *name);
 /* Directory holding kcapi-aio.so (and the test programs). */
@@ -23,6 +27,8 @@ const char *tu_module_dir(void);
 /* One kcapi-aio counter ("ops_software", "fallback[AIO unavailable]", ...)
  * read from the provider's "kcapi-aio-counters" param; 0 if absent. */
 uint64_t tu_counter(const char *name);
+/* The same outside Check: 1 and *v, or 0 when the provider cannot tell. */
+int tu_counter_read(const char *name, uint64_t *v);
 
 /* Reproducible randomness: seeded from $TU_SEED (printed once) or the clock. */
 uint64_t tu_seed(void);
