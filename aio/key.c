@@ -1,6 +1,6 @@
 /*
  * Key handles: a tfm socket keyed once, op sockets accepted lazily, all
- * SOCK_CLOEXEC; rebuilt in a forked child and after finding an fd closed
+ * close-on-exec and moved to fd numbers >= KAIO_FD_FLOOR; rebuilt in a forked child and after finding an fd closed
  * under us. Before a batch writes to a socket (sendmsg on an op socket,
  * accept on the tfm) the fd is proven to still be the socket we made: a
  * daemon may close every fd and hand the numbers to a TCP connection. The
@@ -130,6 +130,7 @@ static int tfm_open(struct kaio_key *k, struct kaio_tfm *t, unsigned slot)
         kaio_fd_release();
         return map_open_err(fd);
     }
+    fd = kaio_sys_fd_raise(fd);
     r = kaio_sys_setsockopt(fd, SOL_ALG, ALG_SET_KEY, k->key, (socklen_t)k->keylen);
     if (r == 0 && k->mode == KAIO_GCM)
         r = kaio_sys_setsockopt(fd, SOL_ALG, ALG_SET_AEAD_AUTHSIZE, NULL, slot);
@@ -242,6 +243,7 @@ int kaio_key_op(struct kaio_key *k, struct kaio_tfm *t, unsigned idx)
         kaio_fd_release();
         return map_open_err(fd);
     }
+    fd = kaio_sys_fd_raise(fd);
     r = sock_adopt(k, &t->op[idx], fd);
     if (r < 0)
         return r;
@@ -404,6 +406,7 @@ static int ecb_tfm_open(struct kaio_key *k, struct kaio_tfm *t)
         kaio_fd_release();
         return map_open_err(fd);
     }
+    fd = kaio_sys_fd_raise(fd);
     r = kaio_sys_bind(fd, (struct sockaddr *)&sa, sizeof(sa));
     if (r == 0)
         r = kaio_sys_setsockopt(fd, SOL_ALG, ALG_SET_KEY, k->key, (socklen_t)k->keylen);

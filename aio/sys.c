@@ -307,6 +307,27 @@ int kaio_sys_close(int fd)
 /* 1 while the kernel answers SO_COOKIE (4.13+); 0 after it said ENOPROTOOPT. */
 static atomic_int have_cookie = 1;
 
+/* 0 after F_DUPFD_CLOEXEC said the floor is beyond this process's fd limit. */
+static atomic_int raise_ok = 1;
+
+int kaio_sys_fd_raise(int fd)
+{
+    int r;
+
+    if (!atomic_load_explicit(&raise_ok, memory_order_relaxed))
+        return fd;
+    counted();
+    r = fcntl(fd, F_DUPFD_CLOEXEC, KAIO_FD_FLOOR);
+    if (r < 0) {
+        if (errno == EINVAL)
+            atomic_store(&raise_ok, 0);
+        return fd;
+    }
+    counted();
+    close(fd);
+    return r;
+}
+
 int kaio_sys_sock_id(int fd, uint64_t *id)
 {
     socklen_t len = sizeof(*id);

@@ -27,6 +27,10 @@ int kaio_sys_close(int fd);
  * kernels without it), to tell our socket from a reused fd number; -ENOTSOCK
  * or -EBADF when fd is no socket. */
 int kaio_sys_sock_id(int fd, uint64_t *id);
+/* Moves a new fd to the lowest free number >= KAIO_FD_FLOOR (close-on-exec):
+ * daemons reuse low numbers, so ours rarely collide with theirs. Returns the
+ * new fd, or fd unchanged when the process's fd limit leaves no room there. */
+int kaio_sys_fd_raise(int fd);
 /* Reads a whole (small) file such as /proc/crypto into buf, NUL-terminated. */
 ssize_t kaio_sys_read_file(const char *path, char *buf, size_t cap);
 

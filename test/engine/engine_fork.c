@@ -4,11 +4,13 @@
  * left alone: not a byte is written to them. Needs AF_ALG. */
 #define _GNU_SOURCE /* accept4 */
 #include "etest.h"
+#include "internal.h" /* KAIO_FD_FLOOR */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -254,6 +256,44 @@ START_TEST(proof_cost)
 }
 END_TEST
 
+/* The engine's sockets live at fd numbers >= KAIO_FD_FLOOR where the limit
+ * allows, above the numbers a daemon reuses first. Prints what a new key and
+ * its first record cost in syscalls. */
+START_TEST(fds_above_floor)
+{
+    struct et_shape sh = { 1, 0, 64, 0, 0, 0 };
+    struct et_batch b;
+    struct kaio_key *k;
+    struct kaio_counters c;
+    struct rlimit rl;
+    int fd, seen = 0;
+
+    et_need_kernel("engine_fork");
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    et_make(&b, KAIO_CBC, 16, 1, &sh);
+    kaio_counters_reset();
+    k = et_key(&b);
+    ck_assert_uint_eq(kaio_key_run(k, b.ops, 1, KAIO_PATH_SYNC), 0);
+    kaio_counters_get(&c);
+    et_check(&b, "first record");
+    for (fd = 3; fd < 4096; fd++) {
+        int dom = 0;
+        socklen_t l = sizeof(dom);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) == 0 && dom == AF_ALG) {
+            seen++;
+            if (rl.rlim_cur > KAIO_FD_FLOOR + 16)
+                ck_assert_msg(fd >= KAIO_FD_FLOOR, "engine socket at fd %d, below %d", fd, KAIO_FD_FLOOR);
+        }
+    }
+    ck_assert_int_eq(seen, 2);
+    printf("a new key and its first record: %llu syscalls (fd limit %llu)\n",
+           (unsigned long long)c.c[KAIO_C_SYSCALLS], (unsigned long long)rl.rlim_cur);
+    kaio_key_free(k);
+    et_free(&b);
+}
+END_TEST
+
 START_TEST(cloexec)
 {
     struct et_shape sh = { 1, 0, 64, 16, 16, 0 };
@@ -290,6 +330,7 @@ int main(void)
     tcase_add_loop_test(t, closed_under_us, 0, 4);
     tcase_add_loop_test(t, taken_over_by_tcp, 0, 12);
     tcase_add_test(t, proof_cost);
+    tcase_add_test(t, fds_above_floor);
     tcase_add_test(t, cloexec);
     suite_add_tcase(s, t);
     return et_main(s, "engine_fork");

@@ -1,6 +1,6 @@
 /*
  * A daemon closes every fd >= 3 (closefrom, close_range) while a kcapi-aio
- * context is alive, and new sockets take the numbers:
+ * context is alive, and new sockets take exactly the numbers kcapi-aio's had:
  *   tcp  a listening loopback TCP socket (with a connection waiting) and
  *        connected TCP pairs;
  *   alg  someone else's AF_ALG sockets, same algorithm, another key;
@@ -168,14 +168,24 @@ static void close_from_3(void)
         close(fd);
 }
 
-/* The lowest free fd number. */
-static int lowest_free(void)
+/* Holds the numbers of e with placeholders, so that new fds land elsewhere
+ * until put_at moves them onto those numbers. */
+static void hold(const struct fdset *e)
 {
-    int fd = dup(0), r = fd;
+    int i;
 
-    if (fd >= 0)
-        close(fd);
-    return r;
+    for (i = 0; i < e->n; i++)
+        CHECK(dup2(0, e->fd[i]) == e->fd[i], "dup2 onto %d: %s", e->fd[i], strerror(errno));
+}
+
+/* Moves fd onto number at (the taker gets exactly our old number). */
+static int put_at(int fd, int at)
+{
+    if (fd < 0 || fd == at)
+        return fd;
+    CHECK(dup2(fd, at) == at, "dup2 onto %d: %s", at, strerror(errno));
+    close(fd);
+    return at;
 }
 
 /* ---------------- raw AF_ALG: someone else's sockets ---------------- */
@@ -478,24 +488,30 @@ struct tcp_fill {
     int lfd, waiting, n, fd[MAXFD];
 };
 
-/* A listener first (the lowest number: where a tfm was), then connected
- * pairs up to and past top, then one connection left waiting. */
-static void fill_tcp(struct tcp_fill *t, int top)
+/* Onto the numbers of e: a listener at the first (where the tfm was) with a
+ * connection waiting, connected TCP sockets at the others (client and server
+ * ends by turns; their peers elsewhere). */
+static void fill_tcp(struct tcp_fill *t, const struct fdset *e)
 {
-    int port;
+    int port, i;
 
     t->n = 0;
     t->waiting = -1;
-    t->lfd = tu_tcp_listen(&port);
+    hold(e);
+    t->lfd = put_at(tu_tcp_listen(&port), e->fd[0]);
     CHECK(t->lfd >= 0, "loopback TCP listener: %s", strerror(errno));
     if (t->lfd < 0)
         return;
-    while (lowest_free() <= top && t->n + 2 <= MAXFD) {
+    for (i = 1; i < e->n; i++) {
         int c = tu_tcp_connect(port), s = accept4(t->lfd, NULL, NULL, SOCK_CLOEXEC);
 
         CHECK(c >= 0 && s >= 0, "TCP pair: %s", strerror(errno));
         if (c < 0 || s < 0)
             return;
+        if (i % 2)
+            c = put_at(c, e->fd[i]);
+        else
+            s = put_at(s, e->fd[i]);
         t->fd[t->n++] = c;
         t->fd[t->n++] = s;
     }
@@ -526,23 +542,27 @@ struct alg_fill {
     unsigned char key[32];
 };
 
-/* Someone else's tfm of the same algorithm (another key) and op sockets. */
-static void fill_alg(struct alg_fill *f, int m, int top)
+/* Onto the numbers of e: someone else's tfm of the same algorithm (another
+ * key) at the first, its op sockets at the others. */
+static void fill_alg(struct alg_fill *f, int m, const struct fdset *e)
 {
+    int i;
+
     f->m = m;
     f->n = 0;
     tu_rand_bytes(f->key, sizeof(f->key));
-    f->tfm = alg_tfm(m, f->key);
+    hold(e);
+    f->tfm = put_at(alg_tfm(m, f->key), e->fd[0]);
     CHECK(f->tfm >= 0, "foreign AF_ALG %s: %s", alg_names[m], strerror(errno));
     if (f->tfm < 0)
         return;
-    while (lowest_free() <= top && f->n < MAXFD) {
+    for (i = 1; i < e->n; i++) {
         int op = accept4(f->tfm, NULL, NULL, SOCK_CLOEXEC);
 
         CHECK(op >= 0, "foreign accept: %s", strerror(errno));
         if (op < 0)
             return;
-        f->op[f->n++] = op;
+        f->op[f->n++] = put_at(op, e->fd[i]);
     }
 }
 
@@ -579,7 +599,7 @@ static void run_case(int m, int taker, int pipe)
     struct alg_fill alg;
     uint64_t sw0, lost0, lost1, fdlost0;
     char fdlost_name[128];
-    int top, i, null_fds = 0, nalg;
+    int i, null_fds = 0, nalg;
 
     snprintf(what, sizeof(what), "%s %s %s", cipher_names[m], pipe ? "pipeline" : "single", taker_names[taker]);
     snprintf(fdlost_name, sizeof(fdlost_name), "fallback[%s]", "socket fd closed or taken over, no new socket");
@@ -594,23 +614,24 @@ static void run_case(int m, int taker, int pipe)
     snapshot(&before);
     nalg = count_alg(&before);
     CHECK(nalg >= 2, "the context holds %d AF_ALG sockets (the kernel did not run it?)", nalg);
-    top = before.n > 0 ? before.fd[before.n - 1] : 3;
 
     close_from_3();
     memset(&B, 0, sizeof(B));
     memset(&tcp, 0, sizeof(tcp));
     memset(&alg, 0, sizeof(alg));
     if (taker == T_TCP)
-        fill_tcp(&tcp, top);
+        fill_tcp(&tcp, &before);
     else if (taker == T_ALG)
-        fill_alg(&alg, m, top);
+        fill_alg(&alg, m, &before);
     else {
+        /* Its sockets take the numbers as the kernel hands them out. */
         CHECK(live_new(&B, m, pipe), "second context: %s", tu_errors());
         step(&B, "second key");
-        while (lowest_free() <= top) {
-            CHECK(open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0, "open: %s", strerror(errno));
-            null_fds++;
-        }
+        for (i = 0; i < before.n; i++)
+            if (identity(before.fd[i]) == 0) {
+                put_at(open("/dev/null", O_RDONLY | O_CLOEXEC), before.fd[i]);
+                null_fds++;
+            }
     }
     snapshot(&others);
     for (i = 0; i < before.n; i++)
