@@ -264,7 +264,7 @@ run_test() {
     done
     # Throughput is reported, not judged: a busy host slows TCG.
     note "load: $good of $total connections ok, $bad failed, $workers concurrent loops," \
-        "$(awk -v a="$t0" -v b="$(now)" -v n="$good" 'BEGIN { d = b - a; printf "%.1f s, %.2f connections/s", d, d > 0 ? n / d : 0 }')"
+        "$(awk -v a="$t0" -v b="$(now)" -v n="$good" 'BEGIN { d = b - a; printf "%.1f s, %.2f connections/s", d, (d > 0 ? n / d : 0) }')"
     if [ $bad -eq 0 ] && [ $good -eq "$total" ]; then
         wait_exit "$load_pid" 60 &&
             check_stats "load server" srv-load.err "$total" $((small * total))

@@ -242,7 +242,7 @@ for ((w = 0; w < WORKERS; w++)); do
 done
 secs=$((SECONDS - t0))
 note "load: $good of $total connections ok, $bad failed, $WORKERS concurrent loops, $secs s" \
-    "($(awk -v n="$good" -v d="$secs" 'BEGIN { printf "%.1f", d > 0 ? n / d : n }') connections/s)"
+    "($(awk -v n="$good" -v d="$secs" 'BEGIN { printf "%.1f", (d > 0 ? n / d : n) }') connections/s)"
 ((bad == 0 && good == total)) || fail "load: $bad failed, $((total - good - bad)) not made"
 if ((good == total)); then
     stop_server 30 && check_stats "load server" srv.err "$total" "$((SMALL * total))"
