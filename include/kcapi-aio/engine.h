@@ -163,7 +163,8 @@ void kaio_key_free(struct kaio_key *k);
  * (a daemon closed every fd and reused the numbers) is forgotten without
  * being closed (KAIO_C_FDS_LOST) and replaced by a new socket; if none can
  * be made, the ops come back KAIO_NOT_RUN with KAIO_R_FD_LOST (or
- * KAIO_R_FD_BUDGET).
+ * KAIO_R_FD_BUDGET). Not caught: another thread closing the fd and reusing
+ * its number between the check and the sendmsg (microseconds).
  */
 size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path);
 

@@ -19,7 +19,7 @@
 #   TLS_LAB_EXPECT   kernel (default): records on the kernel path, no software
 #                    op, no fallback; any: kcapi-aio counted the bytes on some
 #                    path (to try the script on a host without AF_ALG)
-#   TLS_LAB_MIB (4), TLS_LAB_LOAD (120 connections), TLS_LAB_WORKERS (4);
+#   TLS_LAB_MIB (4), TLS_LAB_LOAD (48 connections), TLS_LAB_WORKERS (4);
 #   the load run is bounded by its count, never by time: each connection has
 #   a hang limit of 60 s, and the run reports connections/s without judging it
 #   BENCH_RUNS (3), BENCH_TIME (4 s per s_time run), BENCH_MIB (8)
@@ -229,7 +229,7 @@ run_test() {
     done <suites
 
     # ---- 2. load: concurrent client loops, each bounded by its count ----
-    load=${TLS_LAB_LOAD:-120}
+    load=${TLS_LAB_LOAD:-48}
     workers=${TLS_LAB_WORKERS:-4}
     per=$(((load + workers - 1) / workers))
     total=$((per * workers))
