@@ -1,7 +1,8 @@
 /*
  * Key handles: a tfm socket keyed once, op sockets accepted lazily, all
- * close-on-exec and moved to fd numbers >= KAIO_FD_FLOOR; rebuilt in a forked child and after finding an fd closed
- * under us. Before a batch writes to a socket (sendmsg on an op socket,
+ * close-on-exec and moved to fd numbers >= KAIO_FD_FLOOR; rebuilt in a
+ * forked child and after finding an fd closed or taken over under us.
+ * Before a batch writes to a socket (sendmsg on an op socket,
  * accept on the tfm) the fd is proven to still be the socket we made: a
  * daemon may close every fd and hand the numbers to a TCP connection. The
  * key bytes stay in the handle (a new GCM tag length or a rebuild needs a new

@@ -50,15 +50,16 @@
 
 #define MAXFD 1024
 #define PIPES 4
-#define HANG_SECONDS 120 /* per case; a case takes milliseconds natively, well under 1 s in the lab */
+#define HANG_SECONDS                                                                               \
+    120 /* per case; a case takes milliseconds natively, well under 1 s in the lab */
 
 enum { M_CBC, M_CTR, M_GCM, NMODES };
 enum { T_TCP, T_ALG, T_KEY, NTAKERS };
 
-static const char *const cipher_names[NMODES] = { "AES-128-CBC", "AES-256-CTR", "AES-192-GCM" };
-static const size_t keylens[NMODES] = { 16, 32, 24 };
-static const char *const alg_names[NMODES] = { "cbc(aes)", "ctr(aes)", "gcm(aes)" };
-static const char *const taker_names[NTAKERS] = { "tcp", "alg", "key" };
+static const char *const cipher_names[NMODES] = {"AES-128-CBC", "AES-256-CTR", "AES-192-GCM"};
+static const size_t keylens[NMODES] = {16, 32, 24};
+static const char *const alg_names[NMODES] = {"cbc(aes)", "ctr(aes)", "gcm(aes)"};
+static const char *const taker_names[NTAKERS] = {"tcp", "alg", "key"};
 
 static char what[128];
 static int failures;
@@ -138,8 +139,8 @@ static void check_untouched(const struct fdset *s, const char *when)
     int i;
 
     for (i = 0; i < s->n; i++)
-        CHECK(identity(s->fd[i]) == s->id[i], "%s: fd %d (not kcapi-aio's) was closed or replaced", when,
-              s->fd[i]);
+        CHECK(identity(s->fd[i]) == s->id[i], "%s: fd %d (not kcapi-aio's) was closed or replaced",
+              when, s->fd[i]);
 }
 
 static int count_alg(const struct fdset *s)
@@ -218,7 +219,7 @@ static int alg_encrypt(int m, int fd, const unsigned char *iv, const unsigned ch
         char buf[CMSG_SPACE(sizeof(uint32_t)) * 2 + CMSG_SPACE(sizeof(struct af_alg_iv) + 16)];
         struct cmsghdr align;
     } cm;
-    struct iovec io = { (void *)in, len };
+    struct iovec io = {(void *)in, len};
     struct msghdr msg;
     struct cmsghdr *c;
     struct af_alg_iv *aiv;
@@ -261,20 +262,21 @@ static int alg_encrypt(int m, int fd, const unsigned char *iv, const unsigned ch
 static EVP_CIPHER *ours_c[NMODES], *ref_c[NMODES];
 
 /* One whole message through c (CBC without padding; GCM: 12-byte IV, 16-byte tag). */
-static int evp_once(int m, const EVP_CIPHER *c, int enc, const unsigned char *key, const unsigned char *iv,
-                    const unsigned char *aad, size_t aadlen, const unsigned char *in, size_t len,
-                    unsigned char *out, unsigned char *tag)
+static int evp_once(int m, const EVP_CIPHER *c, int enc, const unsigned char *key,
+                    const unsigned char *iv, const unsigned char *aad, size_t aadlen,
+                    const unsigned char *in, size_t len, unsigned char *out, unsigned char *tag)
 {
     EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
     int ok, l1 = 0, l2 = 0, la = 0;
 
-    ok = x != NULL && EVP_CipherInit_ex2(x, c, key, iv, enc, NULL) && EVP_CIPHER_CTX_set_padding(x, 0);
+    ok = x != NULL && EVP_CipherInit_ex2(x, c, key, iv, enc, NULL) &&
+         EVP_CIPHER_CTX_set_padding(x, 0);
     if (ok && m == M_GCM && aadlen)
         ok = EVP_CipherUpdate(x, NULL, &la, aad, (int)aadlen);
     if (ok && m == M_GCM && !enc)
         ok = EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_SET_TAG, 16, tag);
-    ok = ok && EVP_CipherUpdate(x, out, &l1, in, (int)len) && EVP_CipherFinal_ex(x, out + l1, &l2) &&
-         (size_t)(l1 + l2) == len;
+    ok = ok && EVP_CipherUpdate(x, out, &l1, in, (int)len) &&
+         EVP_CipherFinal_ex(x, out + l1, &l2) && (size_t)(l1 + l2) == len;
     if (ok && m == M_GCM && enc)
         ok = EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_GET_TAG, 16, tag);
     EVP_CIPHER_CTX_free(x);
@@ -320,9 +322,11 @@ static void rec_make(struct rec *r, int m, const unsigned char *key, size_t len,
 
 static void rec_check(const struct rec *r, int m, int enc, const char *which)
 {
-    CHECK(memcmp(r->out, r->ref, r->len) == 0, "%s: output differs from the default provider's", which);
+    CHECK(memcmp(r->out, r->ref, r->len) == 0, "%s: output differs from the default provider's",
+          which);
     if (m == M_GCM && enc)
-        CHECK(memcmp(r->tag, r->reftag, 16) == 0, "%s: tag differs from the default provider's", which);
+        CHECK(memcmp(r->tag, r->reftag, 16) == 0, "%s: tag differs from the default provider's",
+              which);
 }
 
 static void rec_free(struct rec *r)
@@ -362,7 +366,8 @@ static int live_new(struct live *L, int m, int pipe)
         return 1;
     L->ref = EVP_CIPHER_CTX_new();
     return L->ref != NULL && EVP_EncryptInit_ex2(L->x, ours_c[m], L->key, iv, NULL) &&
-           EVP_CIPHER_CTX_set_padding(L->x, 0) && EVP_EncryptInit_ex2(L->ref, ref_c[m], L->key, iv, NULL) &&
+           EVP_CIPHER_CTX_set_padding(L->x, 0) &&
+           EVP_EncryptInit_ex2(L->ref, ref_c[m], L->key, iv, NULL) &&
            EVP_CIPHER_CTX_set_padding(L->ref, 0);
 }
 
@@ -384,18 +389,20 @@ static void step_single(struct live *L, const char *tag)
     snprintf(which, sizeof(which), "%s single call %d", tag, L->step);
     if (L->m != M_GCM) {
         rec_make(&r, L->m, L->key, len, 1);
-        CHECK(EVP_EncryptUpdate(L->x, r.out, &l, r.in, (int)len) && (size_t)l == len, "%s: update: %s", which,
-              tu_errors());
-        CHECK(EVP_EncryptUpdate(L->ref, r.ref, &lr, r.in, (int)len) && (size_t)lr == len, "%s: reference: %s",
-              which, tu_errors());
+        CHECK(EVP_EncryptUpdate(L->x, r.out, &l, r.in, (int)len) && (size_t)l == len,
+              "%s: update: %s", which, tu_errors());
+        CHECK(EVP_EncryptUpdate(L->ref, r.ref, &lr, r.in, (int)len) && (size_t)lr == len,
+              "%s: reference: %s", which, tu_errors());
         rec_check(&r, L->m, 1, which);
         rec_free(&r);
         L->step++;
         return;
     }
     rec_make(&r, L->m, L->key, len, 1);
-    CHECK(EVP_EncryptInit_ex2(L->x, L->step ? NULL : ours_c[L->m], L->step ? NULL : L->key, r.iv, NULL) &&
-              EVP_EncryptUpdate(L->x, NULL, &lr, r.aad, 13) && EVP_EncryptUpdate(L->x, r.out, &l, r.in, (int)len) &&
+    CHECK(EVP_EncryptInit_ex2(L->x, L->step ? NULL : ours_c[L->m], L->step ? NULL : L->key, r.iv,
+                              NULL) &&
+              EVP_EncryptUpdate(L->x, NULL, &lr, r.aad, 13) &&
+              EVP_EncryptUpdate(L->x, r.out, &l, r.in, (int)len) &&
               EVP_EncryptFinal_ex(L->x, r.out + l, &lf) && (size_t)(l + lf) == len &&
               EVP_CIPHER_CTX_ctrl(L->x, EVP_CTRL_AEAD_GET_TAG, 16, r.tag),
           "%s: %s", which, tu_errors());
@@ -412,7 +419,7 @@ static void step_pipe_dir(struct live *L, int enc, const char *tag)
     unsigned char *out[PIPES], *tags[PIPES];
     size_t inl[PIPES], outl[PIPES], outsize[PIPES], i;
     void *tagarray = tags;
-    OSSL_PARAM tp[2] = { OSSL_PARAM_END, OSSL_PARAM_END };
+    OSSL_PARAM tp[2] = {OSSL_PARAM_END, OSSL_PARAM_END};
     int ok, first = L->step == 0, gcm = L->m == M_GCM;
     char which[96];
 
@@ -423,10 +430,12 @@ static void step_pipe_dir(struct live *L, int enc, const char *tag)
         tags[i] = r[i].tag;
     }
     /* The first init gives the key; later ones keep it (cipher and key NULL). */
-    ok = enc ? EVP_CipherPipelineEncryptInit(L->x, first ? ours_c[L->m] : NULL, first ? L->key : NULL,
-                                             first ? keylens[L->m] : 0, PIPES, ivs, gcm ? 12 : 16)
-             : EVP_CipherPipelineDecryptInit(L->x, first ? ours_c[L->m] : NULL, first ? L->key : NULL,
-                                             first ? keylens[L->m] : 0, PIPES, ivs, gcm ? 12 : 16);
+    ok = enc ? EVP_CipherPipelineEncryptInit(L->x, first ? ours_c[L->m] : NULL,
+                                             first ? L->key : NULL, first ? keylens[L->m] : 0,
+                                             PIPES, ivs, gcm ? 12 : 16)
+             : EVP_CipherPipelineDecryptInit(L->x, first ? ours_c[L->m] : NULL,
+                                             first ? L->key : NULL, first ? keylens[L->m] : 0,
+                                             PIPES, ivs, gcm ? 12 : 16);
     CHECK(ok, "%s: init: %s", which, tu_errors());
     if (L->m == M_CBC)
         CHECK(EVP_CIPHER_CTX_set_padding(L->x, 0), "%s: padding: %s", which, tu_errors());
@@ -435,7 +444,8 @@ static void step_pipe_dir(struct live *L, int enc, const char *tag)
             in[i] = r[i].aad;
             inl[i] = 13;
         }
-        CHECK(EVP_CipherPipelineUpdate(L->x, NULL, outl, NULL, in, inl), "%s: AAD: %s", which, tu_errors());
+        CHECK(EVP_CipherPipelineUpdate(L->x, NULL, outl, NULL, in, inl), "%s: AAD: %s", which,
+              tu_errors());
         tp[0] = OSSL_PARAM_construct_octet_ptr(OSSL_CIPHER_PARAM_PIPELINE_AEAD_TAG, &tagarray, 16);
         if (!enc)
             CHECK(EVP_CIPHER_CTX_set_params(L->x, tp), "%s: tags: %s", which, tu_errors());
@@ -446,7 +456,8 @@ static void step_pipe_dir(struct live *L, int enc, const char *tag)
         out[i] = r[i].out;
         outsize[i] = r[i].len;
     }
-    CHECK(EVP_CipherPipelineUpdate(L->x, out, outl, outsize, in, inl), "%s: update: %s", which, tu_errors());
+    CHECK(EVP_CipherPipelineUpdate(L->x, out, outl, outsize, in, inl), "%s: update: %s", which,
+          tu_errors());
     for (i = 0; i < PIPES; i++) {
         CHECK(outl[i] == r[i].len, "%s: pipe %zu gave %zu bytes", which, i, outl[i]);
         outsize[i] = 0;
@@ -524,8 +535,8 @@ static void check_tcp(const struct tcp_fill *t)
     int i, a;
 
     for (i = 0; i < t->n; i++)
-        CHECK(tu_bytes_waiting(t->fd[i]) == 0, "%d bytes arrived on TCP socket %d", tu_bytes_waiting(t->fd[i]),
-              t->fd[i]);
+        CHECK(tu_bytes_waiting(t->fd[i]) == 0, "%d bytes arrived on TCP socket %d",
+              tu_bytes_waiting(t->fd[i]), t->fd[i]);
     CHECK(tu_bytes_waiting(t->waiting) == 0, "bytes arrived on the waiting TCP client");
     if (t->lfd < 0)
         return;
@@ -578,7 +589,8 @@ static void check_alg(const struct alg_fill *f)
 
         tu_rand_bytes(iv, sizeof(iv));
         tu_rand_bytes(in, sizeof(in));
-        CHECK(evp_once(f->m, ref_c[f->m], 1, f->key, iv, NULL, 0, in, sizeof(in), ref, ref + sizeof(in)),
+        CHECK(evp_once(f->m, ref_c[f->m], 1, f->key, iv, NULL, 0, in, sizeof(in), ref,
+                       ref + sizeof(in)),
               "foreign reference");
         CHECK(fd >= 0 && alg_encrypt(f->m, fd, iv, in, sizeof(in), out) == 0,
               "foreign op socket %d: %s", fd, strerror(errno));
@@ -601,8 +613,10 @@ static void run_case(int m, int taker, int pipe)
     char fdlost_name[128];
     int i, null_fds = 0, nalg;
 
-    snprintf(what, sizeof(what), "%s %s %s", cipher_names[m], pipe ? "pipeline" : "single", taker_names[taker]);
-    snprintf(fdlost_name, sizeof(fdlost_name), "fallback[%s]", "socket fd closed or taken over, no new socket");
+    snprintf(what, sizeof(what), "%s %s %s", cipher_names[m], pipe ? "pipeline" : "single",
+             taker_names[taker]);
+    snprintf(fdlost_name, sizeof(fdlost_name), "fallback[%s]",
+             "socket fd closed or taken over, no new socket");
     alarm(HANG_SECONDS);
     sw0 = counter("ops_software");
     fdlost0 = counter(fdlost_name);
@@ -635,14 +649,15 @@ static void run_case(int m, int taker, int pipe)
     }
     snapshot(&others);
     for (i = 0; i < before.n; i++)
-        CHECK(identity(before.fd[i]) != 0, "fd %d, kcapi-aio's before, was not taken", before.fd[i]);
+        CHECK(identity(before.fd[i]) != 0, "fd %d, kcapi-aio's before, was not taken",
+              before.fd[i]);
 
     lost0 = counter("fds_lost");
     step(&A, "after");
     step(&A, "again");
     lost1 = counter("fds_lost");
-    CHECK(lost1 > lost0, "no fd was found taken over (fds_lost %llu -> %llu)", (unsigned long long)lost0,
-          (unsigned long long)lost1);
+    CHECK(lost1 > lost0, "no fd was found taken over (fds_lost %llu -> %llu)",
+          (unsigned long long)lost0, (unsigned long long)lost1);
     check_untouched(&others, "after the calls");
     if (taker == T_TCP)
         check_tcp(&tcp);
@@ -660,8 +675,8 @@ static void run_case(int m, int taker, int pipe)
     CHECK(counter("ops_software") == sw0, "%llu records ran in software",
           (unsigned long long)(counter("ops_software") - sw0));
     CHECK(counter(fdlost_name) == fdlost0, "records given up for lost fds");
-    printf("%-11s %-8s %-3s: fds taken %d (of which AF_ALG %d), kcapi-aio found %llu lost%s\n", cipher_names[m],
-           pipe ? "pipeline" : "single", taker_names[taker], before.n, nalg,
+    printf("%-11s %-8s %-3s: fds taken %d (of which AF_ALG %d), kcapi-aio found %llu lost%s\n",
+           cipher_names[m], pipe ? "pipeline" : "single", taker_names[taker], before.n, nalg,
            (unsigned long long)(lost1 - lost0), null_fds ? ", rest filled with files" : "");
     close_from_3();
     alarm(0);
@@ -691,7 +706,8 @@ int main(int argc, char **argv)
 #ifdef KAIO_HAVE_EVP_PIPELINE
     npipe = 2;
 #else
-    printf("pipeline cases: not built (this OpenSSL has no pipeline API; the 3.5 build runs them)\n");
+    printf(
+        "pipeline cases: not built (this OpenSSL has no pipeline API; the 3.5 build runs them)\n");
 #endif
     /* Nothing of the test itself above fd 2, so every fd the context's first
      * calls open is kcapi-aio's. */
