@@ -72,6 +72,7 @@ const char *kaio_reason_name(enum kaio_reason r)
         [KAIO_R_TAG_REPLAY] = "tag mismatch, plaintext redone in software",
         [KAIO_R_CPU_DRIVER] = "kernel driver runs on this CPU: in-process AES is faster",
         [KAIO_R_SYNC_ONLY] = "this kernel lets AF_ALG use only synchronous software implementations",
+        [KAIO_R_FD_LOST] = "socket fd closed or taken over, no new socket",
     };
 
     return (unsigned)r < KAIO_NREASONS && names[r] != NULL ? names[r] : "unknown";
@@ -93,6 +94,7 @@ const char *kaio_counter_name(enum kaio_counter c)
         [KAIO_C_BYTES_SOFTWARE] = "bytes_software",
         [KAIO_C_TAG_FAILURES] = "tag_failures",
         [KAIO_C_OPS_COALESCED] = "ops_coalesced",
+        [KAIO_C_FDS_LOST] = "fds_lost",
     };
 
     return (unsigned)c < KAIO_NCOUNTERS && names[c] != NULL ? names[c] : "unknown";

@@ -15,6 +15,7 @@
 #endif
 
 #define KAIO_DEFAULT_FD_BUDGET 256
+#define KAIO_FD_FLOOR 256 /* engine sockets live at fd numbers >= this, where the limit allows */
 #define KAIO_MAX_KERNEL_MSG (256u * 1024) /* bytes per kernel operation, at most */
 #define KAIO_RETRIES 16 /* bounded EAGAIN/EBUSY/EINTR retries per call */
 

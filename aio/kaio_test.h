@@ -11,7 +11,7 @@
  *     CALL=WHAT[:FIRST[:COUNT]]
  *
  *   CALL   socket bind setsockopt accept sendmsg read io_setup io_submit
- *          io_getevents eventfd close
+ *          io_getevents close
  *          ("read" covers both a synchronous read and the result of one
  *          reaped AIO read.)
  *   WHAT   an errno name: EBUSY EAGAIN EINTR EBADMSG EMFILE ENFILE EBADF
@@ -53,7 +53,6 @@ enum kaio_fault_call {
     KAIO_F_IO_SETUP,
     KAIO_F_IO_SUBMIT,
     KAIO_F_IO_GETEVENTS,
-    KAIO_F_EVENTFD,
     KAIO_F_CLOSE,
     KAIO_F_NCALLS
 };

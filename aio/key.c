@@ -1,8 +1,12 @@
 /*
  * Key handles: a tfm socket keyed once, op sockets accepted lazily, all
- * SOCK_CLOEXEC; rebuilt in a forked child and after finding an fd closed
- * under us. The key bytes stay in the handle (a new GCM tag length or a
- * rebuild needs a new tfm) and are cleansed on free.
+ * close-on-exec and moved to fd numbers >= KAIO_FD_FLOOR; rebuilt in a
+ * forked child and after finding an fd closed or taken over under us.
+ * Before a batch writes to a socket (sendmsg on an op socket,
+ * accept on the tfm) the fd is proven to still be the socket we made: a
+ * daemon may close every fd and hand the numbers to a TCP connection. The
+ * key bytes stay in the handle (a new GCM tag length or a rebuild needs a new
+ * tfm) and are cleansed on free.
  */
 #include "key.h"
 
@@ -17,9 +21,41 @@
 
 static int sock_is_ours(const struct kaio_sock *s)
 {
-    unsigned long ino;
+    uint64_t id;
 
-    return kaio_sys_fd_ino(s->fd, &ino) == 0 && ino == s->ino;
+    return kaio_sys_sock_id(s->fd, &id) == 0 && id == s->id;
+}
+
+/* Forgets an fd number without closing it: it is no longer our socket. */
+static void sock_forget(struct kaio_sock *s)
+{
+    s->fd = -1;
+    kaio_fd_release();
+    kaio_count(KAIO_C_FDS_LOST, 1);
+}
+
+/*
+ * 0 when s is the socket we made, proven by one syscall per batch; else it
+ * is forgotten (never closed: after a daemon's closefrom the number may be a
+ * TCP connection or someone's AF_ALG socket) and -1 is returned.
+ */
+static int sock_prove(struct kaio_key *k, struct kaio_sock *s)
+{
+    if (s->proven == k->batch)
+        return 0;
+    if (sock_is_ours(s)) {
+        s->proven = k->batch;
+        return 0;
+    }
+    sock_forget(s);
+    k->lost = 1;
+    return -1;
+}
+
+void kaio_key_batch_begin(struct kaio_key *k)
+{
+    k->batch++;
+    k->lost = 0;
 }
 
 /* Every tfm of the key: the slots, then the ecb one (s == KAIO_TAG_SLOTS). */
@@ -34,8 +70,11 @@ static void sock_drop(struct kaio_sock *s)
 {
     if (s->fd < 0)
         return;
-    if (sock_is_ours(s))
-        kaio_sys_close(s->fd);
+    if (!sock_is_ours(s)) {
+        sock_forget(s);
+        return;
+    }
+    kaio_sys_close(s->fd);
     s->fd = -1;
     kaio_fd_release();
 }
@@ -51,30 +90,28 @@ static void forget_stale(struct kaio_key *k, int fd)
 
         if (t == NULL)
             continue;
-        if (t->tfm.fd == fd) {
-            t->tfm.fd = -1;
-            kaio_fd_release();
-        }
+        if (t->tfm.fd == fd)
+            sock_forget(&t->tfm);
         for (i = 0; i < KAIO_MAX_BATCH; i++)
-            if (t->op[i].fd == fd) {
-                t->op[i].fd = -1;
-                kaio_fd_release();
-            }
+            if (t->op[i].fd == fd)
+                sock_forget(&t->op[i]);
     }
 }
 
+/* Records a socket we just made: its identity, and proven for this batch. */
 static int sock_adopt(struct kaio_key *k, struct kaio_sock *s, int fd)
 {
     int r;
 
     forget_stale(k, fd);
-    r = kaio_sys_fd_ino(fd, &s->ino);
+    r = kaio_sys_sock_id(fd, &s->id);
     if (r < 0) {
         kaio_sys_close(fd);
         kaio_fd_release();
         return r;
     }
     s->fd = fd;
+    s->proven = k->batch;
     return 0;
 }
 
@@ -94,6 +131,7 @@ static int tfm_open(struct kaio_key *k, struct kaio_tfm *t, unsigned slot)
         kaio_fd_release();
         return map_open_err(fd);
     }
+    fd = kaio_sys_fd_raise(fd);
     r = kaio_sys_setsockopt(fd, SOL_ALG, ALG_SET_KEY, k->key, (socklen_t)k->keylen);
     if (r == 0 && k->mode == KAIO_GCM)
         r = kaio_sys_setsockopt(fd, SOL_ALG, ALG_SET_AEAD_AUTHSIZE, NULL, slot);
@@ -170,12 +208,35 @@ static void learn_maxmsg(struct kaio_key *k, int fd)
     k->maxmsg = a < KAIO_MAX_KERNEL_MSG ? a : KAIO_MAX_KERNEL_MSG;
 }
 
+static int ecb_tfm_open(struct kaio_key *k, struct kaio_tfm *t);
+
+/* A new tfm socket for t, keyed as the one it replaces. */
+static int tfm_reopen(struct kaio_key *k, struct kaio_tfm *t)
+{
+    unsigned s;
+
+    if (t == k->ecb)
+        return ecb_tfm_open(k, t);
+    for (s = 0; s < KAIO_TAG_SLOTS; s++)
+        if (k->t[s] == t)
+            return tfm_open(k, t, s);
+    return -EINVAL;
+}
+
 int kaio_key_op(struct kaio_key *k, struct kaio_tfm *t, unsigned idx)
 {
     int fd, r;
 
-    if (t->op[idx].fd >= 0)
+    if (t->op[idx].fd >= 0 && sock_prove(k, &t->op[idx]) == 0)
         return t->op[idx].fd;
+    /* accept() only on our own tfm: at its number a listening TCP socket
+     * would hand us someone's connection to write the record to. */
+    if (t->tfm.fd < 0 || sock_prove(k, &t->tfm) < 0) {
+        if (t->err)
+            return t->err;
+        if ((r = tfm_reopen(k, t)) < 0)
+            return r;
+    }
     if (kaio_fd_reserve() < 0)
         return -EMFILE;
     fd = kaio_sys_accept(t->tfm.fd);
@@ -183,6 +244,7 @@ int kaio_key_op(struct kaio_key *k, struct kaio_tfm *t, unsigned idx)
         kaio_fd_release();
         return map_open_err(fd);
     }
+    fd = kaio_sys_fd_raise(fd);
     r = sock_adopt(k, &t->op[idx], fd);
     if (r < 0)
         return r;
@@ -347,6 +409,7 @@ static int ecb_tfm_open(struct kaio_key *k, struct kaio_tfm *t)
         kaio_fd_release();
         return map_open_err(fd);
     }
+    fd = kaio_sys_fd_raise(fd);
     r = kaio_sys_bind(fd, (struct sockaddr *)&sa, sizeof(sa));
     if (r == 0)
         r = kaio_sys_setsockopt(fd, SOL_ALG, ALG_SET_KEY, k->key, (socklen_t)k->keylen);
@@ -378,10 +441,6 @@ int kaio_key_ecb(struct kaio_key *k)
     }
     if (t->err)
         return t->err;
-    if (t->op[0].fd >= 0)
-        return t->op[0].fd;
-    if (t->tfm.fd < 0 && (r = ecb_tfm_open(k, t)) < 0)
-        return r;
     r = kaio_key_op(k, t, 0);
     if (r < 0 && r != -EMFILE)
         sock_drop(&t->tfm); /* closed under us, or broken: reopen next time */

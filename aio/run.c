@@ -21,8 +21,6 @@
  */
 struct aio_tls {
     io_context_t ctx;
-    int efd;             /* completion eventfd (IOCB_FLAG_RESFD), -1 if none */
-    unsigned long efd_ino;
     unsigned gen;        /* fork generation the context was made in */
     int state;           /* 0 none, 1 ready, -1 failed */
     int err;
@@ -35,13 +33,8 @@ static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
 static void tls_release(struct aio_tls *a, int destroy)
 {
-    unsigned long ino;
-
     if (a->state == 1 && destroy)
         kaio_sys_io_destroy(a->ctx);
-    if (a->efd >= 0 && kaio_sys_fd_ino(a->efd, &ino) == 0 && ino == a->efd_ino)
-        kaio_sys_close(a->efd);
-    a->efd = -1;
     a->ctx = 0;
     a->state = 0;
 }
@@ -79,7 +72,6 @@ static struct aio_tls *aio_ctx(void)
         if (tls.gen != 0)
             tls_release(&tls, 0);
         memset(&tls, 0, sizeof(tls));
-        tls.efd = -1;
         tls.gen = gen;
     }
     if (tls.state == 1)
@@ -99,9 +91,6 @@ static struct aio_tls *aio_ctx(void)
         return NULL;
     }
     tls.state = 1;
-    tls.efd = kaio_sys_eventfd();
-    if (tls.efd < 0 || kaio_sys_fd_ino(tls.efd, &tls.efd_ino) < 0)
-        tls.efd = -1;
     if (tls_key_made)
         pthread_setspecific(tls_key, &tls);
     return &tls;
@@ -224,7 +213,8 @@ static int take_socket(struct batch *b, struct job *j, uint32_t used[KAIO_TAG_SL
         if (err == -EINVAL && b->k->mode == KAIO_GCM)
             not_run(j, KAIO_R_TAG_LENGTH, EINVAL); /* ALG_SET_AEAD_AUTHSIZE refused */
         else
-            not_run(j, err == -EMFILE ? KAIO_R_FD_BUDGET : KAIO_R_KERNEL_ERROR, -err);
+            not_run(j, err == -EMFILE ? KAIO_R_FD_BUDGET : b->k->lost ? KAIO_R_FD_LOST : KAIO_R_KERNEL_ERROR,
+                    -err);
         return -1;
     }
     j->t = t;
@@ -233,30 +223,32 @@ static int take_socket(struct batch *b, struct job *j, uint32_t used[KAIO_TAG_SL
         if (t->op[i].fd >= 0)
             any = 1;
         if (t->op[i].fd >= 0 && !(used[j->slot] & (1u << i)))
-            goto got;
-    }
-    for (i = 0; i < KAIO_MAX_BATCH; i++)
-        if (t->op[i].fd < 0 && !(used[j->slot] & (1u << i)))
             break;
+    }
+    if (i == KAIO_MAX_BATCH)
+        for (i = 0; i < KAIO_MAX_BATCH; i++)
+            if (t->op[i].fd < 0 && !(used[j->slot] & (1u << i)))
+                break;
     if (i == KAIO_MAX_BATCH)
         return 1; /* all busy this wave: next wave */
+    /* Proves an open socket ours (or replaces it), or accepts a new one. */
     fd = kaio_key_op(b->k, t, i);
     if (fd < 0) {
         if (fd == -EMFILE && any)
             return 1; /* budget spent: run on the sockets we have, in rounds */
         if (is_lost(-fd) || fd == -EINVAL) {
-            /* accept() on a tfm fd that is no longer ours */
+            /* the tfm was closed between its proof and accept() */
             b->lost = 1;
             j->lost++;
             return 1;
         }
-        not_run(j, fd == -EMFILE ? KAIO_R_FD_BUDGET : KAIO_R_KERNEL_ERROR, -fd);
+        not_run(j, fd == -EMFILE ? KAIO_R_FD_BUDGET : b->k->lost ? KAIO_R_FD_LOST : KAIO_R_KERNEL_ERROR,
+                -fd);
         return -1;
     }
-got:
     used[j->slot] |= 1u << i;
     j->sock = (int)i;
-    j->fd = j->t->op[i].fd;
+    j->fd = fd;
     return 0;
 }
 
@@ -474,8 +466,6 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
             io_prep_pread(&j->cb, j->fd, j->rx[0].iov_base, j->rx[0].iov_len, 0);
         else
             io_prep_preadv(&j->cb, j->fd, j->rx, j->nrx, 0);
-        if (a->efd >= 0)
-            io_set_eventfd(&j->cb, a->efd);
         j->cb.data = j;
         cbs[k - 1] = &j->cb;
     }
@@ -843,6 +833,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
     int used_aio = 0, used_sync = 0, rebuilt = 0, stalled = 0;
     size_t last_sig = (size_t)-1;
 
+    kaio_key_batch_begin(k);
     for (i = 0; i < n; i++) {
         setup_job(k, &jobs[i], &ops[i]);
         if (k->mode == KAIO_GCM && jobs[i].pending && ops[i].aadlen > maxaad)
@@ -881,7 +872,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
                 continue;
             pending++;
             if (j->lost > 1) {
-                not_run(j, KAIO_R_KERNEL_ERROR, EBADF);
+                not_run(j, KAIO_R_FD_LOST, EBADF);
                 continue;
             }
             if (take_socket(&b, j, used) != 0 || prepare(&b, j) != 0)
@@ -926,7 +917,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
                 /* Lost twice in one call: give up on the kernel for these. */
                 for (i = 0; i < n; i++)
                     if (jobs[i].pending && jobs[i].lost)
-                        not_run(&jobs[i], KAIO_R_KERNEL_ERROR, EBADF);
+                        not_run(&jobs[i], KAIO_R_FD_LOST, EBADF);
             }
             kaio_key_drop_all(k);
         }

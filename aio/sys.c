@@ -15,7 +15,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <linux/netlink.h>
@@ -39,8 +38,7 @@ static const char *const call_names[KAIO_F_NCALLS] = {
     [KAIO_F_SETSOCKOPT] = "setsockopt", [KAIO_F_ACCEPT] = "accept",
     [KAIO_F_SENDMSG] = "sendmsg",       [KAIO_F_READ] = "read",
     [KAIO_F_IO_SETUP] = "io_setup",     [KAIO_F_IO_SUBMIT] = "io_submit",
-    [KAIO_F_IO_GETEVENTS] = "io_getevents", [KAIO_F_EVENTFD] = "eventfd",
-    [KAIO_F_CLOSE] = "close",
+    [KAIO_F_IO_GETEVENTS] = "io_getevents", [KAIO_F_CLOSE] = "close",
 };
 
 static const struct {
@@ -304,30 +302,59 @@ int kaio_sys_close(int fd)
     return RET(r);
 }
 
-int kaio_sys_fd_ino(int fd, unsigned long *ino)
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
+#endif
+
+/* 1 while the kernel answers SO_COOKIE (4.13+); 0 after it said ENOPROTOOPT. */
+static atomic_int have_cookie = 1;
+
+/* 0 after F_DUPFD_CLOEXEC said the floor is beyond this process's fd limit. */
+static atomic_int raise_ok = 1;
+
+int kaio_sys_fd_raise(int fd)
 {
+    int r;
+
+    if (!atomic_load_explicit(&raise_ok, memory_order_relaxed))
+        return fd;
+    counted();
+    r = fcntl(fd, F_DUPFD_CLOEXEC, KAIO_FD_FLOOR);
+    if (r < 0) {
+        if (errno == EINVAL)
+            atomic_store(&raise_ok, 0);
+        return fd;
+    }
+    counted();
+    close(fd);
+    return r;
+}
+
+int kaio_sys_sock_id(int fd, uint64_t *id)
+{
+    socklen_t len = sizeof(*id);
     struct stat st;
     int r;
 
     counted();
+    if (atomic_load_explicit(&have_cookie, memory_order_relaxed)) {
+        /* A socket's cookie is never reused while the system runs: unlike the
+         * inode number (32 bits, wraps), no later socket can match it. */
+        r = getsockopt(fd, SOL_SOCKET, SO_COOKIE, id, &len);
+        if (r == 0)
+            return 0;
+        if (errno != ENOPROTOOPT)
+            return -errno;
+        atomic_store(&have_cookie, 0);
+        counted();
+    }
     r = fstat(fd, &st);
     if (r < 0)
         return -errno;
     if (!S_ISSOCK(st.st_mode))
         return -ENOTSOCK;
-    *ino = (unsigned long)st.st_ino;
+    *id = (uint64_t)st.st_ino;
     return 0;
-}
-
-int kaio_sys_eventfd(void)
-{
-    int f = fault_check(KAIO_F_EVENTFD), r;
-
-    if (f)
-        return -f;
-    counted();
-    r = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    return RET(r);
 }
 
 ssize_t kaio_sys_netlink_query(int protocol, const void *req, size_t reqlen, void *resp, size_t cap)

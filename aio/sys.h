@@ -11,6 +11,7 @@
 
 #include <libaio.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -22,9 +23,14 @@ int kaio_sys_accept(int fd);
 ssize_t kaio_sys_sendmsg(int fd, const struct msghdr *msg, int flags);
 ssize_t kaio_sys_recvmsg(int fd, struct msghdr *msg, int flags);
 int kaio_sys_close(int fd);
-/* fstat: the socket's inode, to tell our socket from a reused fd number. */
-int kaio_sys_fd_ino(int fd, unsigned long *ino);
-int kaio_sys_eventfd(void);
+/* The identity of the socket behind fd (its SO_COOKIE; the inode number on
+ * kernels without it), to tell our socket from a reused fd number; -ENOTSOCK
+ * or -EBADF when fd is no socket. */
+int kaio_sys_sock_id(int fd, uint64_t *id);
+/* Moves a new fd to the lowest free number >= KAIO_FD_FLOOR (close-on-exec):
+ * daemons reuse low numbers, so ours rarely collide with theirs. Returns the
+ * new fd, or fd unchanged when the process's fd limit leaves no room there. */
+int kaio_sys_fd_raise(int fd);
 /* Reads a whole (small) file such as /proc/crypto into buf, NUL-terminated. */
 ssize_t kaio_sys_read_file(const char *path, char *buf, size_t cap);
 /* One request on a fresh netlink socket of protocol and its first reply (up to

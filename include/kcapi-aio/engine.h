@@ -50,6 +50,8 @@ enum kaio_reason {
                                 ...): the in-process AES does the same work without a round trip */
     KAIO_R_SYNC_ONLY,        /* auto: a device is listed but this kernel lets AF_ALG bind only
                                 synchronous software implementations (Linux 7.2) */
+    KAIO_R_FD_LOST,          /* our socket's fd number was closed (and maybe reused) under us
+                                and no new socket could take its place in this call */
     KAIO_NREASONS
 };
 
@@ -173,6 +175,16 @@ void kaio_key_free(struct kaio_key *k);
  * device driver (CBC/CTR records are split beyond that; larger GCM messages
  * come back KAIO_R_TOO_LARGE). max_inflight counts the reads one AIO wave has
  * outstanding together (1 on the sync path).
+ *
+ * Sockets are proven ours before use: in each call, every fd the engine is
+ * about to write to (an op socket before its first sendmsg, the tfm before
+ * accept) is compared with the socket it made (SO_COOKIE, one getsockopt,
+ * counted in KAIO_C_SYSCALLS). An fd that is closed or is now someone else's
+ * (a daemon closed every fd and reused the numbers) is forgotten without
+ * being closed (KAIO_C_FDS_LOST) and replaced by a new socket; if none can
+ * be made, the ops come back KAIO_NOT_RUN with KAIO_R_FD_LOST (or
+ * KAIO_R_FD_BUDGET). Not caught: another thread closing the fd and reusing
+ * its number between the check and the sendmsg (microseconds).
  */
 size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path);
 
@@ -192,6 +204,7 @@ enum kaio_counter {
     KAIO_C_BYTES_SOFTWARE,
     KAIO_C_TAG_FAILURES,
     KAIO_C_OPS_COALESCED,    /* records that shared one kernel operation (coalesce), not in ops_aio/ops_sync */
+    KAIO_C_FDS_LOST,         /* our fds found closed or now someone else's: forgotten, never closed */
     KAIO_NCOUNTERS
 };
 

@@ -1,9 +1,13 @@
 #include "testutil.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
@@ -49,19 +53,29 @@ static OSSL_LIB_CTX *new_ctx(const char *prov, const char *dir)
     return lc;
 }
 
-OSSL_LIB_CTX *tu_ours(void)
+OSSL_LIB_CTX *tu_load_ours(void)
 {
     if (ours == NULL)
         ours = new_ctx(KCAPI_AIO_NAME, tu_module_dir());
-    ck_assert_msg(ours != NULL, "kcapi-aio provider did not load");
+    return ours;
+}
+
+OSSL_LIB_CTX *tu_load_ref(void)
+{
+    if (ref == NULL)
+        ref = new_ctx("default", NULL);
+    return ref;
+}
+
+OSSL_LIB_CTX *tu_ours(void)
+{
+    ck_assert_msg(tu_load_ours() != NULL, "kcapi-aio provider did not load");
     return ours;
 }
 
 OSSL_LIB_CTX *tu_ref(void)
 {
-    if (ref == NULL)
-        ref = new_ctx("default", NULL);
-    ck_assert_msg(ref != NULL, "default provider did not load");
+    ck_assert_msg(tu_load_ref() != NULL, "default provider did not load");
     return ref;
 }
 
@@ -150,21 +164,80 @@ int tu_same(const char *what, const unsigned char *a, size_t alen,
     return 0;
 }
 
-uint64_t tu_counter(const char *name)
+int tu_counter_read(const char *name, uint64_t *v)
 {
     char text[8192] = "";
     OSSL_PARAM params[] = {
         OSSL_PARAM_utf8_string(KCAPI_AIO_PARAM_COUNTERS, text, sizeof(text)),
         OSSL_PARAM_END
     };
-    OSSL_PROVIDER *p = OSSL_PROVIDER_load(tu_ours(), KCAPI_AIO_NAME);
+    OSSL_LIB_CTX *lc = tu_load_ours();
+    OSSL_PROVIDER *p = lc != NULL ? OSSL_PROVIDER_load(lc, KCAPI_AIO_NAME) : NULL;
     size_t n = strlen(name);
     const char *line;
+    int ok = p != NULL && OSSL_PROVIDER_get_params(p, params);
 
-    ck_assert_msg(p != NULL && OSSL_PROVIDER_get_params(p, params), "counters: %s", tu_errors());
     OSSL_PROVIDER_unload(p);
+    *v = 0;
     for (line = text; line != NULL && *line != '\0'; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
         if (strncmp(line, name, n) == 0 && line[n] == '=')
-            return strtoull(line + n + 1, NULL, 10);
-    return 0;
+            *v = strtoull(line + n + 1, NULL, 10);
+    return ok;
+}
+
+uint64_t tu_counter(const char *name)
+{
+    uint64_t v;
+
+    ck_assert_msg(tu_counter_read(name, &v), "counters: %s", tu_errors());
+    return v;
+}
+
+static struct sockaddr_in loopback(int port)
+{
+    struct sockaddr_in a;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+int tu_tcp_listen(int *port)
+{
+    struct sockaddr_in a = loopback(0);
+    socklen_t l = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 128) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &l) < 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+int tu_tcp_connect(int port)
+{
+    struct sockaddr_in a = loopback(port);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int tu_bytes_waiting(int fd)
+{
+    int n = 0;
+
+    return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n;
 }

@@ -15,6 +15,11 @@
 # 6.12-arm64 boots trixie's arm64 kernel under qemu-system-aarch64 -M virt and needs
 # an arm64 build dir (cmake/aarch64-linux-gnu.cmake). Exit status: 0 when every guest test
 # passed or skipped, 1 when one failed, timed out or went unreported, 2 on setup errors.
+# Hang limits, not deadlines: each test has its own limit in the guest (KLAB_TIMEOUT,
+# default 600 s); the host kills a guest whose console stays silent for longer than
+# the scenario's largest test limit + 120 s, and one that runs longer than --timeout
+# (default: the sum of the scenario's test limits + 300 s, which the guest cannot
+# legitimately exceed).
 # Environment: KCAPI_AIO_CACHE (cache root), KCAPI_AIO_DEBIAN_MIRROR (override the
 # mirror read from /etc/apt), KLAB_QEMU_MEM (default 1G), KLAB_NO_STRIP=1.
 set -euo pipefail
@@ -22,7 +27,7 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 kernel=all scenario='' build_dir='' list=$klab_dir/guest-tests.list
-boot_timeout=900 refresh=() fetch_only=0 keep=0
+boot_timeout='' refresh=() fetch_only=0 keep=0
 cmd=()
 while (($#)); do
   case $1 in
@@ -34,7 +39,7 @@ while (($#)); do
     --refresh) refresh=(--refresh); shift ;;
     --fetch-only) fetch_only=1; shift ;;
     --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; cmd=("$@"); break ;;
     *) klab_die "unknown argument '$1' (see --help)" ;;
   esac
@@ -144,13 +149,36 @@ results=()   # "KERNEL SCENARIO NAME STATUS SECONDS [NOTE]" for the summary
 boots=()     # "KERNEL SCENARIO WALL-SECONDS OUTCOME"
 failed=0
 
+# silence_watch LOG SECONDS: kills the guest when LOG stops growing for SECONDS.
+silence_watch() {
+  local log=$1 limit=$2 last=-1 size idle=0
+  while sleep 5; do
+    [[ -f $qemu_pidfile ]] || return 0
+    size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+    if [[ $size != "$last" ]]; then last=$size idle=0; else idle=$((idle + 5)); fi
+    if ((idle >= limit)); then
+      echo "$limit" >"$log.silent"
+      kill "$(cat "$qemu_pidfile")" 2>/dev/null
+      return 0
+    fi
+  done
+}
+
 boot() {
   local series=$1 kdir=$2 img=$3 s=$4 log=$5
-  local expected n t0 t1 rc=0
+  local expected n t0 t1 rc=0 limits total silence watch
   expected=$(awk '{ print $1 }' "$work/tests/$s.list")
   n=$(wc -l <"$work/tests/$s.list")
-  klab_log "booting $series ($(cat "$kdir/kver")), scenario $s, $n test(s), timeout ${boot_timeout}s"
+  # Each test's in-guest limit (KLAB_TIMEOUT=, else 600 s): their sum bounds the
+  # whole guest, their largest how long the console may legitimately stay silent.
+  limits=$(awk '{ l = 600; for (i = 2; i <= NF; i++) if ($i ~ /^KLAB_TIMEOUT=/) { sub(/^KLAB_TIMEOUT=/, "", $i); l = $i }
+                  sum += l; if (l > max) max = l } END { print sum + 0, max + 0 }' "$work/tests/$s.list")
+  read -r total silence <<<"$limits"
+  total=${boot_timeout:-$((total + 300))}
+  silence=$((silence + 120))
+  klab_log "booting $series ($(cat "$kdir/kver")), scenario $s, $n test(s), hang limits: ${silence}s silent, ${total}s in all"
   t0=$(date +%s.%N)
+  rm -f "$log.silent"
   # stdin from /dev/null: qemu must not grab the terminal; the console goes to stdout.
   local qemu=(qemu-system-x86_64) console=ttyS0
   local cpu=max
@@ -166,23 +194,30 @@ boot() {
     machine=(-cpu max,aes=off -object cryptodev-backend-builtin,id=c0 -device virtio-crypto-pci,cryptodev=c0)
   fi
   {
-    timeout -k 10 "$boot_timeout" "${qemu[@]}" -accel tcg "${machine[@]}" -smp 1 -m "${KLAB_QEMU_MEM:-1G}" \
+    timeout -k 10 "$total" "${qemu[@]}" -accel tcg "${machine[@]}" -smp 1 -m "${KLAB_QEMU_MEM:-1G}" \
       -nographic -no-reboot -nic none \
       -kernel "$kdir/vmlinuz" -initrd "$img" \
       -append "console=$console quiet panic=-1 klab.scenario=$s" </dev/null 2>&1 &
     echo $! >"$qemu_pidfile"
     wait $! && rc=0 || rc=$?
     echo "$rc" >"$log.rc"
-  } | sed -E 's/\r//g; s/\x1b(\[[0-9;?]*[A-Za-z]|c)//g' | tee "$log" &
+  } | sed -u -E 's/\r//g; s/\x1b(\[[0-9;?]*[A-Za-z]|c)//g' | tee "$log" &
+  watch_pid=$!
+  silence_watch "$log" "$silence" &
+  watch=$!
   # Waiting in the background lets the signal trap run while the guest is up.
-  wait $! || true
+  wait "$watch_pid" || true
   rm -f "$qemu_pidfile"
+  kill "$watch" 2>/dev/null || true
+  wait "$watch" 2>/dev/null || true
   rc=$(cat "$log.rc" 2>/dev/null || echo 125)
   t1=$(date +%s.%N)
   local wall outcome=ok
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-  if ((rc == 124 || rc == 137)); then
-    outcome="TIMEOUT after ${boot_timeout}s (guest killed)"
+  if [[ -f $log.silent ]]; then
+    outcome="HANG: console silent for ${silence}s (guest killed)"
+  elif ((rc == 124 || rc == 137)); then
+    outcome="TIMEOUT after ${total}s (guest killed)"
   elif ! grep -q '^KLAB-DONE' "$log"; then
     outcome="guest ended without KLAB-DONE (qemu exit $rc)"
   fi

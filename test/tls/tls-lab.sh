@@ -19,8 +19,9 @@
 #   TLS_LAB_EXPECT   kernel (default): records on the kernel path, no software
 #                    op, no fallback; any: kcapi-aio counted the bytes on some
 #                    path (to try the script on a host without AF_ALG)
-#   TLS_LAB_MIB (4), TLS_LAB_LOAD (120 connections), TLS_LAB_WORKERS (4),
-#   TLS_LAB_DEADLINE (200 s for the load run: generous, as a loaded host slows TCG)
+#   TLS_LAB_MIB (4), TLS_LAB_LOAD (48 connections), TLS_LAB_WORKERS (4);
+#   the load run is bounded by its count, never by time: each connection has
+#   a hang limit of 60 s, and the run reports connections/s without judging it
 #   BENCH_RUNS (3), BENCH_TIME (4 s per s_time run), BENCH_MIB (8)
 # shellcheck shell=sh
 
@@ -227,12 +228,11 @@ run_test() {
         rm -f big.resp
     done <suites
 
-    # ---- 2. load: concurrent client loops, each bounded by count and time ----
-    load=${TLS_LAB_LOAD:-120}
+    # ---- 2. load: concurrent client loops, each bounded by its count ----
+    load=${TLS_LAB_LOAD:-48}
     workers=${TLS_LAB_WORKERS:-4}
     per=$(((load + workers - 1) / workers))
     total=$((per * workers))
-    deadline=$(($(date +%s) + ${TLS_LAB_DEADLINE:-200}))
     start_server load "$total" "$conf"
     load_pid=$srv_pid
     t0=$(now)
@@ -262,8 +262,9 @@ run_test() {
         bad=$((bad + b))
         w=$((w + 1))
     done
+    # Throughput is reported, not judged: a busy host slows TCG.
     note "load: $good of $total connections ok, $bad failed, $workers concurrent loops," \
-        "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s"
+        "$(awk -v a="$t0" -v b="$(now)" -v n="$good" 'BEGIN { d = b - a; printf "%.1f s, %.2f connections/s", d, (d > 0 ? n / d : 0) }')"
     if [ $bad -eq 0 ] && [ $good -eq "$total" ]; then
         wait_exit "$load_pid" 60 &&
             check_stats "load server" srv-load.err "$total" $((small * total))
@@ -274,17 +275,13 @@ run_test() {
     fi
 }
 
-# worker INDEX [OPTIONS...]: $per connections until the deadline; every other
-# one offers the previous session back (resumption).
+# worker INDEX [OPTIONS...]: $per connections, each with a 60 s hang limit;
+# every other one offers the previous session back (resumption).
 worker() {
     _w=$1
     shift
     _i=0 _ok=0 _bad=0 _sess=''
     while [ $_i -lt "$per" ]; do
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            echo "worker $_w: deadline reached after $_i connections"
-            break
-        fi
         # shellcheck disable=SC2086 # _sess is empty or two words
         if fetch "w$_w" small.bin "$conf" "$port" 60 "$@" $_sess -sess_out "w$_w.sess"; then
             _ok=$((_ok + 1))

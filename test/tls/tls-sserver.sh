@@ -8,7 +8,8 @@
 #    file to `openssl s_client` (also through kcapi-aio) and to curl (its own
 #    libssl, no provider: interoperability); bodies compared with cmp.
 # 2. load: hundreds of connections from several concurrent client loops, each
-#    bounded by a count and a deadline; zero failures allowed.
+#    bounded by its count (every connection has a 60 s hang limit); zero
+#    failures allowed; connections/s is reported, not judged.
 # Both: KCAPI_AIO_STATS=1 on the server (and the bulk s_client) must show
 # that kcapi-aio did the record work.
 #
@@ -194,10 +195,9 @@ for s in "${suites[@]}"; do
     rm -f big.s_client big.curl
 done
 
-# ---- 2. load: concurrent client loops, each bounded by count and time ----
+# ---- 2. load: concurrent client loops, each bounded by its count ----
 per=$(((LOAD + WORKERS - 1) / WORKERS))
 total=$((per * WORKERS))
-deadline=$((SECONDS + 90))
 loads=(
     "-tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256"
     "-tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384"
@@ -212,10 +212,6 @@ start_server "$total"
 worker() {
     local w=$1 opts=$2 i ok=0 bad=0 sess=()
     for ((i = 0; i < per; i++)); do
-        if ((SECONDS >= deadline)); then
-            echo "worker $w: deadline reached after $i connections" >&2
-            break
-        fi
         # shellcheck disable=SC2086
         if fetch "w$w.out" small.bin $opts "${sess[@]}" -sess_out "w$w.sess" &&
             cmp -s "w$w.out" small.bin; then
@@ -244,7 +240,9 @@ for ((w = 0; w < WORKERS; w++)); do
     good=$((good + o))
     bad=$((bad + b))
 done
-note "load: $good of $total connections ok, $bad failed, $WORKERS concurrent loops, $((SECONDS - t0)) s"
+secs=$((SECONDS - t0))
+note "load: $good of $total connections ok, $bad failed, $WORKERS concurrent loops, $secs s" \
+    "($(awk -v n="$good" -v d="$secs" 'BEGIN { printf "%.1f", (d > 0 ? n / d : n) }') connections/s)"
 ((bad == 0 && good == total)) || fail "load: $bad failed, $((total - good - bad)) not made"
 if ((good == total)); then
     stop_server 30 && check_stats "load server" srv.err "$total" "$((SMALL * total))"
