@@ -330,6 +330,26 @@ int kaio_sys_eventfd(void)
     return RET(r);
 }
 
+int kaio_sys_eventfd_read(int fd)
+{
+    uint64_t v;
+    ssize_t r;
+
+    counted();
+    r = read(fd, &v, sizeof(v));
+    return r < 0 ? -errno : 0;
+}
+
+int kaio_sys_eventfd_write(int fd)
+{
+    uint64_t v = 1;
+    ssize_t r;
+
+    counted();
+    r = write(fd, &v, sizeof(v));
+    return r < 0 ? -errno : 0;
+}
+
 ssize_t kaio_sys_netlink_query(int protocol, const void *req, size_t reqlen, void *resp, size_t cap)
 {
     struct timeval tv = { 2, 0 };

@@ -25,6 +25,10 @@ int kaio_sys_close(int fd);
 /* fstat: the socket's inode, to tell our socket from a reused fd number. */
 int kaio_sys_fd_ino(int fd, unsigned long *ino);
 int kaio_sys_eventfd(void);
+/* Resets a (non-blocking) eventfd's count; 0 or -errno (-EAGAIN: it was 0). */
+int kaio_sys_eventfd_read(int fd);
+/* Adds 1 to an eventfd's count: makes it readable. */
+int kaio_sys_eventfd_write(int fd);
 /* Reads a whole (small) file such as /proc/crypto into buf, NUL-terminated. */
 ssize_t kaio_sys_read_file(const char *path, char *buf, size_t cap);
 /* One request on a fresh netlink socket of protocol and its first reply (up to
