@@ -40,7 +40,7 @@ static const char *const call_names[KAIO_F_NCALLS] = {
     [KAIO_F_SENDMSG] = "sendmsg",       [KAIO_F_READ] = "read",
     [KAIO_F_IO_SETUP] = "io_setup",     [KAIO_F_IO_SUBMIT] = "io_submit",
     [KAIO_F_IO_GETEVENTS] = "io_getevents", [KAIO_F_EVENTFD] = "eventfd",
-    [KAIO_F_CLOSE] = "close",
+    [KAIO_F_CLOSE] = "close",           [KAIO_F_PEEK] = "peek",
 };
 
 static const struct {
@@ -304,7 +304,7 @@ int kaio_sys_close(int fd)
     return RET(r);
 }
 
-int kaio_sys_fd_ino(int fd, unsigned long *ino)
+static int fd_stat(int fd, unsigned long *ino, int sock)
 {
     struct stat st;
     int r;
@@ -313,10 +313,20 @@ int kaio_sys_fd_ino(int fd, unsigned long *ino)
     r = fstat(fd, &st);
     if (r < 0)
         return -errno;
-    if (!S_ISSOCK(st.st_mode))
+    if (sock && !S_ISSOCK(st.st_mode))
         return -ENOTSOCK;
     *ino = (unsigned long)st.st_ino;
     return 0;
+}
+
+int kaio_sys_fd_ino(int fd, unsigned long *ino)
+{
+    return fd_stat(fd, ino, 1);
+}
+
+int kaio_sys_fd_ino_any(int fd, unsigned long *ino)
+{
+    return fd_stat(fd, ino, 0);
 }
 
 int kaio_sys_eventfd(void)
@@ -440,6 +450,11 @@ int kaio_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_even
         return -f;
     counted();
     return io_getevents(ctx, min_nr, nr, ev, timeout);
+}
+
+int kaio_sys_peek_fault(void)
+{
+    return fault_check(KAIO_F_PEEK);
 }
 
 void kaio_sys_backoff(unsigned attempt)

@@ -24,6 +24,8 @@ ssize_t kaio_sys_recvmsg(int fd, struct msghdr *msg, int flags);
 int kaio_sys_close(int fd);
 /* fstat: the socket's inode, to tell our socket from a reused fd number. */
 int kaio_sys_fd_ino(int fd, unsigned long *ino);
+/* The same for an fd of any kind (the completion eventfd is no socket). */
+int kaio_sys_fd_ino_any(int fd, unsigned long *ino);
 int kaio_sys_eventfd(void);
 /* Resets a (non-blocking) eventfd's count; 0 or -errno (-EAGAIN: it was 0). */
 int kaio_sys_eventfd_read(int fd);
@@ -48,6 +50,9 @@ int kaio_sys_read_fault(void);
 int kaio_sys_read_fault_before(int err);
 
 
+
+/* The "peek" fault for the next look without waiting (0: none). */
+int kaio_sys_peek_fault(void);
 
 /* Backoff before retrying after EAGAIN/EBUSY (attempt counts from 1). */
 void kaio_sys_backoff(unsigned attempt);

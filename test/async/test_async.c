@@ -6,11 +6,22 @@
  * nothing behind. Every byte is checked against the default provider.
  *
  * ASYNC_EXPECT says what this run must see:
- *   none  (default) no job ever pauses (software path on a host without
- *         AF_ALG, or CPU drivers, whose AIO completes inside io_submit);
- *         async_pauses stays 0
- *   pause a device serves CBC: jobs pause (async_pauses > 0)
+ *   none   (default) no job ever pauses (software path on a host without
+ *          AF_ALG, or CPU drivers, whose AIO completes inside io_submit);
+ *          async_pauses stays 0
+ *   device the lab's device scenario: a device serves CBC, so jobs pause
+ *          (async_pauses > 0) and the records reach the kernel; except on
+ *          Linux 7.2 (KLAB_KERNEL), where AF_ALG cannot bind the device and
+ *          the records run in software without a pause
  * ASYNC_KERNEL=1: the CBC records must reach the kernel (ops_aio grows).
+ *
+ * The lab's device answers inside io_submit under TCG (the crypto engine's
+ * real-time kthread takes the request before io_submit returns and qemu's
+ * builtin backend completes it on the spot), so its entry adds the engine's
+ * fault rule KCAPI_AIO_FAULT=peek=EAGAIN:1:N: the first N looks for a
+ * completion report none yet and the eventfd fires right after, as a slower
+ * device's would. The kernel still does every record; the jobs really pause
+ * in ASYNC_pause_job and resume when the eventfd polls readable.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -27,16 +38,16 @@
 
 static int expect_pause(void)
 {
-    const char *e = getenv("ASYNC_EXPECT");
+    const char *e = getenv("ASYNC_EXPECT"), *k = getenv("KLAB_KERNEL");
 
-    return e != NULL && strcmp(e, "pause") == 0;
+    return e != NULL && strcmp(e, "device") == 0 && (k == NULL || strcmp(k, "7.2") != 0);
 }
 
 static int expect_kernel(void)
 {
     const char *e = getenv("ASYNC_KERNEL");
 
-    return e != NULL && strcmp(e, "1") == 0;
+    return expect_pause() || (e != NULL && strcmp(e, "1") == 0);
 }
 
 struct work {
@@ -289,13 +300,9 @@ END_TEST
 START_TEST(freed_while_paused)
 {
     struct slot s, next;
-    size_t fds0, tries;
+    size_t fds0, fds1, tries;
     int paused = 0;
 
-    /* Warm up the thread's AIO context and the probe: their fds stay. */
-    slot_init(&next, 1);
-    run_jobs(&next, 1);
-    slot_check_free(&next, 1);
     fds0 = open_fds();
     /* A device may answer before the first look: try a bounded number of times. */
     for (tries = 0; tries < 20 && !paused; tries++) {
@@ -325,11 +332,14 @@ START_TEST(freed_while_paused)
         ck_assert_msg(paused, "no job paused in %zu tries", tries);
     else
         ck_assert(!paused);
-    ck_assert_uint_eq(open_fds(), fds0);
-    /* The thread's AIO still serves new jobs, byte for byte. */
+    /* Nothing left open but the thread's completion eventfd, made once. */
+    fds1 = open_fds();
+    ck_assert_uint_le(fds1, fds0 + 1);
+    /* The thread's AIO still serves new jobs, byte for byte, and leaves no fd. */
     slot_init(&next, NREC);
     run_jobs(&next, 1);
     slot_check_free(&next, NREC);
+    ck_assert_uint_eq(open_fds(), fds1);
 }
 END_TEST
 
