@@ -121,8 +121,8 @@ static struct aio_tls *aio_ctx(void)
 static void aio_ctx_reset(void)
 {
     tls_release(&tls, 1);
+    /* Batches that hold reaped results keep them (tls.foreign stays). */
     tls.outstanding = 0;
-    tls.foreign = 0;
     tls.epoch++;
 }
 
@@ -616,6 +616,7 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
         }
         if (b->epoch != a->epoch) {
             lose_outstanding(b, w, done, EIO);
+            collect(b, w, done);
             break;
         }
         /* Alone on the context: wait for all of ours at once (one call). */
@@ -627,13 +628,12 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
             /* Cannot reap: wait the requests out, their results are lost. */
             aio_ctx_reset();
             lose_outstanding(b, w, done, r < 0 ? -r : EIO);
+            collect(b, w, done);
             break;
         }
         if (r == 0 && b->nready == 0) {
             /* Not there yet: let the job's owner run others meanwhile. */
-            if (b->wait->pause(b->wait->arg, a->efd, (struct kaio_pending *)b) == 0)
-                kaio_count(KAIO_C_ASYNC_PAUSES, 1);
-            else
+            if (b->wait->pause(b->wait->arg, a->efd, (struct kaio_pending *)b) != 0)
                 b->wait = NULL;
         }
     }

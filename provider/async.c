@@ -32,6 +32,7 @@ static int pause_job(void *arg, int fd, struct kaio_pending *p)
         return -1;
     if (!ASYNC_WAIT_CTX_set_wait_fd(w, &wait_key, fd, p, job_gone))
         return -1;
+    kaio_count(KAIO_C_ASYNC_PAUSES, 1);
     ok = ASYNC_pause_job();
     /* Resumed: the batch goes on, no clean-up owed any more. */
     ASYNC_WAIT_CTX_clear_fd(w, &wait_key);

@@ -220,7 +220,8 @@ enum kaio_counter {
     KAIO_C_BYTES_SOFTWARE,
     KAIO_C_TAG_FAILURES,
     KAIO_C_OPS_COALESCED,    /* records that shared one kernel operation (coalesce), not in ops_aio/ops_sync */
-    KAIO_C_ASYNC_PAUSES,     /* times a batch paused its caller's job instead of blocking */
+    KAIO_C_ASYNC_PAUSES,     /* times a caller's job paused on a batch instead of blocking
+                                (counted by the caller's wait, see kaio_key_run_wait) */
     KAIO_NCOUNTERS
 };
 
