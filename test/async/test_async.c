@@ -73,7 +73,8 @@ static int job_fn(void *arg)
     return w->ok;
 }
 
-static EVP_CIPHER_CTX *new_ctx(OSSL_LIB_CTX *lc, const unsigned char *key, const unsigned char *iv, int enc)
+static EVP_CIPHER_CTX *new_ctx(OSSL_LIB_CTX *lc, const unsigned char *key, const unsigned char *iv,
+                               int enc)
 {
     EVP_CIPHER *c = tu_fetch(lc, "AES-128-CBC");
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
