@@ -95,6 +95,7 @@ const char *kaio_counter_name(enum kaio_counter c)
         [KAIO_C_TAG_FAILURES] = "tag_failures",
         [KAIO_C_OPS_COALESCED] = "ops_coalesced",
         [KAIO_C_FDS_LOST] = "fds_lost",
+        [KAIO_C_ASYNC_PAUSES] = "async_pauses",
     };
 
     return (unsigned)c < KAIO_NCOUNTERS && names[c] != NULL ? names[c] : "unknown";

@@ -11,9 +11,13 @@
  *     CALL=WHAT[:FIRST[:COUNT]]
  *
  *   CALL   socket bind setsockopt accept sendmsg read io_setup io_submit
- *          io_getevents close
+ *          io_getevents eventfd close peek
  *          ("read" covers both a synchronous read and the result of one
- *          reaped AIO read.)
+ *          reaped AIO read. "peek" is the look for completions a batch that
+ *          may pause its job takes without waiting: any errno there means
+ *          "not there yet", and the completion is signalled on the eventfd
+ *          right after, as a device that answers a little later would; the
+ *          kernel still does the work.)
  *   WHAT   an errno name: EBUSY EAGAIN EINTR EBADMSG EMFILE ENFILE EBADF
  *          ENOTSOCK ENOSYS EPERM EINVAL ENOMEM EIO
  *          or "short" (io_submit only: submits half of the iocbs, at least 1)
@@ -53,7 +57,9 @@ enum kaio_fault_call {
     KAIO_F_IO_SETUP,
     KAIO_F_IO_SUBMIT,
     KAIO_F_IO_GETEVENTS,
+    KAIO_F_EVENTFD,
     KAIO_F_CLOSE,
+    KAIO_F_PEEK,
     KAIO_F_NCALLS
 };
 

@@ -21,10 +21,16 @@
  */
 struct aio_tls {
     io_context_t ctx;
+    int efd;             /* completion eventfd (IOCB_FLAG_RESFD), -1 if none */
+    unsigned long efd_ino;
     unsigned gen;        /* fork generation the context was made in */
     int state;           /* 0 none, 1 ready, -1 failed */
     int err;
     unsigned retry_in;   /* batches until a failed io_setup is tried again */
+    /* Batches of paused jobs share the context with the running one. */
+    size_t outstanding;  /* reads submitted and not reaped, all batches */
+    unsigned epoch;      /* bumped when the context is torn down under them */
+    unsigned foreign;    /* batches holding completions another batch reaped */
 };
 
 static __thread struct aio_tls tls;
@@ -33,8 +39,13 @@ static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
 static void tls_release(struct aio_tls *a, int destroy)
 {
+    unsigned long ino;
+
     if (a->state == 1 && destroy)
         kaio_sys_io_destroy(a->ctx);
+    if (a->efd >= 0 && kaio_sys_fd_ino_any(a->efd, &ino) == 0 && ino == a->efd_ino)
+        kaio_sys_close(a->efd);
+    a->efd = -1;
     a->ctx = 0;
     a->state = 0;
 }
@@ -83,7 +94,8 @@ static struct aio_tls *aio_ctx(void)
     }
     pthread_once(&tls_once, tls_key_init);
     tls.ctx = 0;
-    r = kaio_sys_io_setup(KAIO_MAX_BATCH, &tls.ctx);
+    /* Room for the reads of a few paused jobs next to the running batch. */
+    r = kaio_sys_io_setup(KAIO_MAX_BATCH * 4, &tls.ctx);
     if (r < 0) {
         tls.state = -1;
         tls.err = -r;
@@ -91,6 +103,13 @@ static struct aio_tls *aio_ctx(void)
         return NULL;
     }
     tls.state = 1;
+    tls.efd = kaio_sys_eventfd();
+    if (tls.efd >= 0 && kaio_sys_fd_ino_any(tls.efd, &tls.efd_ino) < 0) {
+        kaio_sys_close(tls.efd);
+        tls.efd = -1;
+    }
+    if (tls.efd < 0)
+        tls.efd = -1;
     if (tls_key_made)
         pthread_setspecific(tls_key, &tls);
     return &tls;
@@ -101,6 +120,9 @@ static struct aio_tls *aio_ctx(void)
 static void aio_ctx_reset(void)
 {
     tls_release(&tls, 1);
+    /* Batches that hold reaped results keep them (tls.foreign stays). */
+    tls.outstanding = 0;
+    tls.epoch++;
 }
 
 /* ---------------- jobs ---------------- */
@@ -130,6 +152,9 @@ struct job {
     struct iovec tx[3], rx[3];
     int ntx, nrx;
     struct iocb cb;
+    struct batch *b;         /* the batch it belongs to (completions are routed here) */
+    long res;                /* a reaped read's result, not yet handled */
+    int reaped;
     int inject;              /* test fault for this AIO read, 0 none */
     union {
         char buf[CBUF_SIZE];
@@ -142,7 +167,15 @@ struct batch {
     struct job *jobs;
     size_t n;
     unsigned char *aad_sink; /* the kernel copies AAD into RX: received here */
+    int aad_heap;            /* aad_sink was malloc'd */
     int lost;                /* an fd was found closed under us this wave */
+    const struct kaio_wait *wait; /* pause instead of blocking (NULL: block) */
+    struct aio_tls *a;       /* the context its reads went to */
+    unsigned epoch;          /* a's epoch when they went */
+    size_t outstanding;      /* its reads not handled yet (reaped or not) */
+    size_t nready;           /* of those, reaped (by anyone) */
+    int foreign;             /* counted in a->foreign */
+    int abandoned;
 };
 
 static void ctr_add(unsigned char ctr[16], size_t blocks)
@@ -441,14 +474,86 @@ static void recv_sync(struct batch *b, struct job *j)
     complete(b, j, (long)r);
 }
 
+/*
+ * Reaps completions of the thread's context: at least min_nr (0: only those
+ * already there) and hands each to its job. Batches of paused jobs share the
+ * context, so one batch reaps another's too; the eventfd is kept readable
+ * while such results wait, so the paused job gets resumed. A batch that may
+ * pause resets the eventfd before looking, so a completion arriving after
+ * the look signals it again. Returns the number reaped or -errno.
+ */
+static int reap(struct aio_tls *a, struct batch *cur, long min_nr)
+{
+    struct io_event ev[KAIO_MAX_BATCH];
+    struct timespec zero = { 0, 0 };
+    int r, i;
+
+    if (cur->wait != NULL && a->efd >= 0)
+        kaio_sys_eventfd_read(a->efd);
+    if (min_nr == 0 && kaio_sys_peek_fault() > 0) {
+        /* Test fault: the completions show up just after this look. */
+        if (a->efd >= 0)
+            kaio_sys_eventfd_write(a->efd);
+        return 0;
+    }
+    r = kaio_sys_io_getevents(a->ctx, min_nr, KAIO_MAX_BATCH, ev, min_nr ? NULL : &zero);
+    for (i = 0; i < r; i++) {
+        struct job *j = ev[i].data;
+        struct batch *o = j->b;
+
+        j->cb.data = NULL;
+        j->res = j->inject ? -j->inject : (long)ev[i].res;
+        j->reaped = 1;
+        if (o->nready++ == 0 && o != cur && !o->foreign) {
+            o->foreign = 1;
+            a->foreign++;
+        }
+        a->outstanding--;
+    }
+    if (a->foreign > 0 && a->efd >= 0)
+        kaio_sys_eventfd_write(a->efd);
+    return r;
+}
+
+/* Handles the batch's reaped reads (its own or routed to it). */
+static void collect(struct batch *b, struct job **w, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (w[i]->reaped) {
+            w[i]->reaped = 0;
+            b->nready--;
+            b->outstanding--;
+            complete(b, w[i], w[i]->res);
+        }
+    if (b->foreign) {
+        b->foreign = 0;
+        b->a->foreign--;
+    }
+}
+
+/* The reads of the batch that are still out will never be reaped (the
+ * context is gone; io_destroy waited for them): they failed. */
+static void lose_outstanding(struct batch *b, struct job **w, size_t n, int err)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (w[i]->cb.data != NULL && !w[i]->reaped) {
+            w[i]->cb.data = NULL;
+            fail(b, w[i], err);
+        }
+    b->outstanding = b->nready;
+}
+
 /* One io_submit of the wave's reads (resubmitting after a short one), then
  * reap. Returns how many went through AIO; reads it could not submit are
  * done synchronously (their data is already queued on the socket). */
 static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_t m)
 {
     struct iocb *cbs[KAIO_MAX_BATCH];
-    struct io_event ev[KAIO_MAX_BATCH];
-    size_t i, done = 0, reaped = 0;
+    size_t i, done = 0;
     unsigned attempt = 0;
     int fatal = 0;
     size_t k = 0;
@@ -466,7 +571,11 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
             io_prep_pread(&j->cb, j->fd, j->rx[0].iov_base, j->rx[0].iov_len, 0);
         else
             io_prep_preadv(&j->cb, j->fd, j->rx, j->nrx, 0);
+        if (a->efd >= 0)
+            io_set_eventfd(&j->cb, a->efd);
         j->cb.data = j;
+        j->b = b;
+        j->reaped = 0;
         cbs[k - 1] = &j->cb;
     }
     m = k;
@@ -490,29 +599,45 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
     }
     for (i = 0; i < done; i++)
         w[i]->via_aio = 1;
-    /* Submitted and not reaped yet: all of them are in flight together. */
-    if (done > 0)
-        kaio_note_inflight(done);
-    while (reaped < done) {
-        int r = kaio_sys_io_getevents(a->ctx, (long)(done - reaped), (long)(done - reaped), ev, NULL);
+    /* Submitted and not reaped yet: in flight together, with the reads of
+     * this thread's paused jobs. */
+    if (done > 0) {
+        a->outstanding += done;
+        b->outstanding += done;
+        b->a = a;
+        b->epoch = a->epoch;
+        kaio_note_inflight(a->outstanding);
+    }
+    while (b->outstanding > 0) {
+        long min_nr;
+        int r;
 
-        if (r == -EINTR)
+        if (b->nready > 0) {
+            collect(b, w, done);
             continue;
-        if (r <= 0) {
-            /* Cannot reap: wait the requests out, their results are lost. */
-            aio_ctx_reset();
-            for (i = 0; i < done; i++)
-                if (w[i]->cb.data != NULL)
-                    fail(b, w[i], r < 0 ? -r : EIO);
+        }
+        if (b->epoch != a->epoch) {
+            lose_outstanding(b, w, done, EIO);
+            collect(b, w, done);
             break;
         }
-        for (i = 0; i < (size_t)r; i++) {
-            struct job *j = ev[i].data;
-
-            j->cb.data = NULL;
-            complete(b, j, j->inject ? -j->inject : (long)ev[i].res);
+        /* Alone on the context: wait for all of ours at once (one call). */
+        min_nr = b->wait != NULL ? 0 : a->outstanding == b->outstanding ? (long)b->outstanding : 1;
+        r = reap(a, b, min_nr);
+        if (r == -EINTR)
+            continue;
+        if (r < 0 || (r == 0 && min_nr > 0)) {
+            /* Cannot reap: wait the requests out, their results are lost. */
+            aio_ctx_reset();
+            lose_outstanding(b, w, done, r < 0 ? -r : EIO);
+            collect(b, w, done);
+            break;
         }
-        reaped += (size_t)r;
+        if (r == 0 && b->nready == 0) {
+            /* Not there yet: let the job's owner run others meanwhile. */
+            if (b->wait->pause(b->wait->arg, a->efd, (struct kaio_pending *)b) != 0)
+                b->wait = NULL;
+        }
     }
     if (done < m) {
         kaio_count_fallback(KAIO_R_AIO_UNAVAILABLE, m - done);
@@ -822,11 +947,12 @@ static void setup_job(struct kaio_key *k, struct job *j, struct kaio_op *op)
         j->pending = 0; /* nothing to do: no kernel operation for an empty record */
 }
 
-static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path)
+static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path,
+                        const struct kaio_wait *wait)
 {
     struct job jobs[KAIO_MAX_BATCH];
     struct job *w[KAIO_MAX_BATCH];
-    struct batch b = { k, jobs, n, NULL, 0 };
+    struct batch b = { .k = k, .jobs = jobs, .n = n };
     unsigned char aad_stack[512];
     struct aio_tls *a = NULL;
     size_t i, maxaad = 0, not_done = 0, torun = 0;
@@ -840,7 +966,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
             maxaad = ops[i].aadlen;
     }
     b.aad_sink = aad_stack;
-    if (maxaad > sizeof(aad_stack) && (b.aad_sink = malloc(maxaad)) == NULL) {
+    if (maxaad > sizeof(aad_stack) && (b.aad_heap = 1, b.aad_sink = malloc(maxaad)) == NULL) {
         for (i = 0; i < n; i++)
             if (jobs[i].pending)
                 not_run(&jobs[i], KAIO_R_KERNEL_ERROR, ENOMEM);
@@ -857,6 +983,8 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
             a = aio_ctx();
         if (a == NULL)
             kaio_count_fallback(KAIO_R_AIO_UNAVAILABLE, torun);
+        if (a != NULL && a->efd >= 0 && wait != NULL && wait->pause != NULL)
+            b.wait = wait;
     }
 
     for (;;) {
@@ -911,6 +1039,8 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
             used_sync |= via < m;
             if (tls.state != 1)
                 a = NULL;
+            if (a == NULL)
+                b.wait = NULL;
         }
         if (b.lost) {
             if (rebuilt++ > 0) {
@@ -922,7 +1052,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
             kaio_key_drop_all(k);
         }
     }
-    if (b.aad_sink != aad_stack)
+    if (b.aad_heap)
         free(b.aad_sink);
     if (used_sync)
         kaio_note_inflight(1); /* one synchronous operation at a time */
@@ -937,6 +1067,12 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
 
 size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path)
 {
+    return kaio_key_run_wait(k, ops, n, path, NULL);
+}
+
+size_t kaio_key_run_wait(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path,
+                         const struct kaio_wait *w)
+{
     size_t done = 0, not_run = 0;
 
     if (k == NULL || (ops == NULL && n > 0))
@@ -946,9 +1082,42 @@ size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio
     while (done < n) {
         size_t m = n - done < KAIO_MAX_BATCH ? n - done : KAIO_MAX_BATCH;
 
-        not_run += run_slice(k, ops + done, m, path);
+        not_run += run_slice(k, ops + done, m, path, w);
         done += m;
     }
     pthread_mutex_unlock(&k->lock);
     return not_run;
+}
+
+void kaio_pending_abandon(struct kaio_pending *p)
+{
+    struct batch *b = (struct batch *)p;
+    struct aio_tls *a;
+
+    if (b == NULL || b->abandoned)
+        return;
+    a = b->a;
+    b->abandoned = 1;
+    b->wait = NULL;
+    /* The kernel writes into the batch's buffers until each read is reaped. */
+    while (b->outstanding > b->nready && b->epoch == a->epoch) {
+        int r = reap(a, b, 1);
+
+        if (r == -EINTR)
+            continue;
+        if (r <= 0) {
+            aio_ctx_reset(); /* io_destroy waits for every read */
+            break;
+        }
+    }
+    if (b->foreign) {
+        b->foreign = 0;
+        a->foreign--;
+    }
+    b->outstanding = b->nready = 0;
+    if (b->aad_heap)
+        free(b->aad_sink);
+    b->aad_heap = 0;
+    /* The job will not come back to finish the run: its key is free again. */
+    pthread_mutex_unlock(&b->k->lock);
 }

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <linux/netlink.h>
@@ -38,7 +39,8 @@ static const char *const call_names[KAIO_F_NCALLS] = {
     [KAIO_F_SETSOCKOPT] = "setsockopt", [KAIO_F_ACCEPT] = "accept",
     [KAIO_F_SENDMSG] = "sendmsg",       [KAIO_F_READ] = "read",
     [KAIO_F_IO_SETUP] = "io_setup",     [KAIO_F_IO_SUBMIT] = "io_submit",
-    [KAIO_F_IO_GETEVENTS] = "io_getevents", [KAIO_F_CLOSE] = "close",
+    [KAIO_F_IO_GETEVENTS] = "io_getevents", [KAIO_F_EVENTFD] = "eventfd",
+    [KAIO_F_CLOSE] = "close",           [KAIO_F_PEEK] = "peek",
 };
 
 static const struct {
@@ -357,6 +359,48 @@ int kaio_sys_sock_id(int fd, uint64_t *id)
     return 0;
 }
 
+/* The completion eventfd is no socket: its inode tells a closed or replaced fd. */
+int kaio_sys_fd_ino_any(int fd, unsigned long *ino)
+{
+    struct stat st;
+
+    counted();
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    *ino = (unsigned long)st.st_ino;
+    return 0;
+}
+int kaio_sys_eventfd(void)
+{
+    int f = fault_check(KAIO_F_EVENTFD), r;
+
+    if (f)
+        return -f;
+    counted();
+    r = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return RET(r);
+}
+
+int kaio_sys_eventfd_read(int fd)
+{
+    uint64_t v;
+    ssize_t r;
+
+    counted();
+    r = read(fd, &v, sizeof(v));
+    return r < 0 ? -errno : 0;
+}
+
+int kaio_sys_eventfd_write(int fd)
+{
+    uint64_t v = 1;
+    ssize_t r;
+
+    counted();
+    r = write(fd, &v, sizeof(v));
+    return r < 0 ? -errno : 0;
+}
+
 ssize_t kaio_sys_netlink_query(int protocol, const void *req, size_t reqlen, void *resp, size_t cap)
 {
     struct timeval tv = { 2, 0 };
@@ -447,6 +491,11 @@ int kaio_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_even
         return -f;
     counted();
     return io_getevents(ctx, min_nr, nr, ev, timeout);
+}
+
+int kaio_sys_peek_fault(void)
+{
+    return fault_check(KAIO_F_PEEK);
 }
 
 void kaio_sys_backoff(unsigned attempt)

@@ -31,6 +31,13 @@ int kaio_sys_sock_id(int fd, uint64_t *id);
  * daemons reuse low numbers, so ours rarely collide with theirs. Returns the
  * new fd, or fd unchanged when the process's fd limit leaves no room there. */
 int kaio_sys_fd_raise(int fd);
+/* The same for an fd of any kind (the completion eventfd is no socket). */
+int kaio_sys_fd_ino_any(int fd, unsigned long *ino);
+int kaio_sys_eventfd(void);
+/* Resets a (non-blocking) eventfd's count; 0 or -errno (-EAGAIN: it was 0). */
+int kaio_sys_eventfd_read(int fd);
+/* Adds 1 to an eventfd's count: makes it readable. */
+int kaio_sys_eventfd_write(int fd);
 /* Reads a whole (small) file such as /proc/crypto into buf, NUL-terminated. */
 ssize_t kaio_sys_read_file(const char *path, char *buf, size_t cap);
 /* One request on a fresh netlink socket of protocol and its first reply (up to
@@ -50,6 +57,9 @@ int kaio_sys_read_fault(void);
 int kaio_sys_read_fault_before(int err);
 
 
+
+/* The "peek" fault for the next look without waiting (0: none). */
+int kaio_sys_peek_fault(void);
 
 /* Backoff before retrying after EAGAIN/EBUSY (attempt counts from 1). */
 void kaio_sys_backoff(unsigned attempt);

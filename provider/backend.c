@@ -2,6 +2,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
+#include "async.h"
 #include "backend.h"
 
 struct ka_key {
@@ -148,6 +149,7 @@ int ka_run(KA_KEY *k, struct kaio_op *ops, size_t n)
     size_t idx[KAIO_MAX_BATCH], i, m, small = 0;
     enum kaio_path path;
     enum kaio_reason why;
+    const struct kaio_wait *wait;
 
     if (n == 0)
         return 1;
@@ -167,18 +169,21 @@ int ka_run(KA_KEY *k, struct kaio_op *ops, size_t n)
         ops[i].reason = below ? KAIO_R_SMALL_RECORD : KAIO_R_NONE;
         small += below;
     }
+    wait = ka_async_wait();
+    /* Inside an ASYNC job even one record goes through AIO: the job pauses
+     * on its completion instead of blocking the thread. */
     if (k->prov->backend == KA_BACKEND_AIO)
         path = KAIO_PATH_AIO;
-    else if (k->prov->backend == KA_BACKEND_SYNC || n - small < k->prov->aio_min_batch)
+    else if (k->prov->backend == KA_BACKEND_SYNC || (wait == NULL && n - small < k->prov->aio_min_batch))
         path = KAIO_PATH_SYNC;
     else
         path = KAIO_PATH_AIO;
 
     /* The kernel gets every op it may take, in one call. */
     if (small == 0) {
-        kaio_key_run(k->kernel, ops, n, path);
+        kaio_key_run_wait(k->kernel, ops, n, path, wait);
     } else if ((m = gather(ops, n, 0, sub, idx)) > 0) {
-        kaio_key_run(k->kernel, sub, m, path);
+        kaio_key_run_wait(k->kernel, sub, m, path, wait);
         scatter(ops, sub, idx, m);
     }
     /* What it could not take runs in software, also in one call. */

@@ -188,6 +188,34 @@ void kaio_key_free(struct kaio_key *k);
  */
 size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path);
 
+/*
+ * Waiting inside a cooperative job (the provider maps it onto OpenSSL's
+ * ASYNC jobs). kaio_key_run_wait is kaio_key_run, except that when the AIO
+ * reads of a wave are not all complete right after io_submit (a device
+ * driver; CPU drivers complete inside io_submit), the engine calls
+ * w->pause(w->arg, fd, p) instead of blocking. fd is the thread's completion
+ * eventfd: it turns readable when a completion may be there. pause returns 0
+ * once the job was resumed (the engine reaps, and pauses again if its reads
+ * are still out), or -1 when it could not pause (the engine then blocks).
+ * Several jobs of one thread may be paused at once: whoever reaps hands each
+ * completion to the batch it belongs to. A job paused must be resumed on the
+ * thread that paused it. While paused it holds the key (runs on the key wait).
+ *
+ * A job that will never be resumed (its owner is freed) must be given to
+ * kaio_pending_abandon(p), on that thread, before its buffers go: it waits
+ * until the kernel is done with every read of the batch (so no write lands in
+ * freed memory), frees what the batch held and releases the key. The ops'
+ * results are then undefined.
+ */
+struct kaio_pending;
+struct kaio_wait {
+    int (*pause)(void *arg, int fd, struct kaio_pending *p);
+    void *arg;
+};
+size_t kaio_key_run_wait(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path,
+                         const struct kaio_wait *w);
+void kaio_pending_abandon(struct kaio_pending *p);
+
 /* ---------------- counters (lock-free, process-wide) ---------------- */
 
 enum kaio_counter {
@@ -205,13 +233,16 @@ enum kaio_counter {
     KAIO_C_TAG_FAILURES,
     KAIO_C_OPS_COALESCED,    /* records that shared one kernel operation (coalesce), not in ops_aio/ops_sync */
     KAIO_C_FDS_LOST,         /* our fds found closed or now someone else's: forgotten, never closed */
+    KAIO_C_ASYNC_PAUSES,     /* times a caller's job paused on a batch instead of blocking
+                                (counted by the caller's wait, see kaio_key_run_wait) */
     KAIO_NCOUNTERS
 };
 
 struct kaio_counters {
     uint64_t c[KAIO_NCOUNTERS];
     uint64_t fallback[KAIO_NREASONS];
-    uint64_t max_inflight;   /* most kernel operations outstanding at once (process-wide) */
+    uint64_t max_inflight;   /* most kernel operations one thread had outstanding at once,
+                                paused jobs' included (the highest of any thread) */
 };
 
 void kaio_count(enum kaio_counter c, uint64_t n);
