@@ -11,9 +11,10 @@
  *     CALL=WHAT[:FIRST[:COUNT]]
  *
  *   CALL   socket bind setsockopt accept sendmsg read io_setup io_submit
- *          io_getevents eventfd close
+ *          io_getevents eventfd close malloc
  *          ("read" covers both a synchronous read and the result of one
- *          reaped AIO read.)
+ *          reaped AIO read; "malloc" every heap allocation of the engine,
+ *          which then returns NULL whatever WHAT names.)
  *   WHAT   an errno name: EBUSY EAGAIN EINTR EBADMSG EMFILE ENFILE EBADF
  *          ENOTSOCK ENOSYS EPERM EINVAL ENOMEM EIO
  *          or "short" (io_submit only: submits half of the iocbs, at least 1)
@@ -55,6 +56,7 @@ enum kaio_fault_call {
     KAIO_F_IO_GETEVENTS,
     KAIO_F_EVENTFD,
     KAIO_F_CLOSE,
+    KAIO_F_MALLOC,
     KAIO_F_NCALLS
 };
 

@@ -38,7 +38,7 @@ static const char *const call_names[KAIO_F_NCALLS] = {
     [KAIO_F_SENDMSG] = "sendmsg",       [KAIO_F_READ] = "read",
     [KAIO_F_IO_SETUP] = "io_setup",     [KAIO_F_IO_SUBMIT] = "io_submit",
     [KAIO_F_IO_GETEVENTS] = "io_getevents", [KAIO_F_EVENTFD] = "eventfd",
-    [KAIO_F_CLOSE] = "close",
+    [KAIO_F_CLOSE] = "close",          [KAIO_F_MALLOC] = "malloc",
 };
 
 static const struct {
@@ -392,6 +392,21 @@ int kaio_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_even
         return -f;
     counted();
     return io_getevents(ctx, min_nr, nr, ev, timeout);
+}
+
+/* Heap allocations: not syscalls, but tests fail them the same way ("malloc"). */
+void *kaio_sys_malloc(size_t n)
+{
+    if (fault_check(KAIO_F_MALLOC))
+        return NULL;
+    return malloc(n);
+}
+
+void *kaio_sys_calloc(size_t n, size_t size)
+{
+    if (fault_check(KAIO_F_MALLOC))
+        return NULL;
+    return calloc(n, size);
 }
 
 void kaio_sys_backoff(unsigned attempt)

@@ -42,6 +42,10 @@ int kaio_sys_read_fault_before(int err);
 
 
 
+/* The engine's heap allocations, so that tests can fail them (kaio_test.h). */
+void *kaio_sys_malloc(size_t n);
+void *kaio_sys_calloc(size_t n, size_t size);
+
 /* Backoff before retrying after EAGAIN/EBUSY (attempt counts from 1). */
 void kaio_sys_backoff(unsigned attempt);
 #endif

@@ -8,6 +8,7 @@ pkgs=(
   curl                                                                   # TLS interop client (test/tls)
   qemu-system-x86 busybox-static cpio kmod xz-utils                      # kernel lab
   dpkg-dev devscripts                                                    # OpenSSL 3.5 from source
+  clang-14 libclang-rt-14-dev                                            # libFuzzer (test/fuzz)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,8 +4,12 @@
 #      (Debian kernels 6.1, 6.12 and 7.2 under qemu) on that build;
 #   2. against OpenSSL 3.5 built from Debian's source (scripts/openssl35.sh):
 #      every host test, including the pipeline API, and the kernel lab;
-#   3. the host tests once more under AddressSanitizer + UndefinedBehaviorSanitizer.
-# Options: --quick (host tests on 3.0 only), --no-lab, --no-35, --no-asan.
+#   3. the host tests once more under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   4. the fuzz build (clang, libFuzzer, ASan+UBSan, against 3.5 unless --no-35):
+#      a count-bounded differential fuzz session and every allocation failing in
+#      turn, on the host and in the kernel lab (6.12, aio and sync).
+# Options: --quick (host tests on 3.0 only), --no-lab, --no-35, --no-asan (also
+# drops the fuzz build).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -58,5 +62,18 @@ if ((asan)); then
     --output-on-failure -j "$jobs"
   echo "== LeakSanitizer: kcapi-aio-info --exercise"
   ASAN_OPTIONS=detect_leaks=1 "$top/build-asan/modules/kcapi-aio-info" --exercise >/dev/null
+
+  # Fuzz build: only what the fuzz label and its lab list need.
+  fuzz_args=()
+  ((o35)) && fuzz_args=(-DKCAPI_AIO_OPENSSL_PREFIX="$prefix")
+  CC=clang-14 cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DKCAPI_AIO_FUZZ=ON "${fuzz_args[@]}" >/dev/null
+  cmake --build "$top/build-fuzz" -j "$jobs" --target fuzz_evp test_allocfail klab-afalg-check >/dev/null
+  suite "$top/build-fuzz" fuzz
+  if ((lab)); then
+    echo "== kernel lab 6.12: test/fuzz/guest-tests.list on build-fuzz"
+    "$top/test/kernel-lab/run.sh" --build-dir "$top/build-fuzz" --kernel 6.12 --scenario default \
+      --list "$top/test/fuzz/guest-tests.list"
+  fi
 fi
 echo "all tests passed"
