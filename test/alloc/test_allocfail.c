@@ -50,7 +50,7 @@ static int from_provider(const char *file)
 }
 
 static const char *fail_file; /* where the failed allocation was asked for */
-static int fail_line;
+static int fail_line, teardown, fail_in_teardown;
 
 static int fail_now(const char *file, int line)
 {
@@ -58,6 +58,7 @@ static int fail_now(const char *file, int line)
         return 0;
     fail_file = file;
     fail_line = line;
+    fail_in_teardown = teardown;
     return 1;
 }
 
@@ -225,8 +226,10 @@ static int scenario(const char *prov_name, const char *dir, outbuf *o, int ops_o
     ok = ok && two_records(c[3], o);
     for (i = 0; i < 4; i++)
         EVP_CIPHER_free(c[i]);
+    teardown = 1;
     OSSL_PROVIDER_unload(p);
     OSSL_LIB_CTX_free(lc);
+    teardown = 0;
     counting = 0;
     return ok;
 }
@@ -282,7 +285,12 @@ static int child(int fd, unsigned long k, const char *engine_fault)
             return CHILD_SETUP;
     }
     OPENSSL_cleanup();
-    if (live_ours != 0) {
+    if (live_ours != 0 && fail_in_teardown && !from_provider(fail_file)) {
+        /* libcrypto's own teardown failed an allocation and skipped freeing the
+         * provider (seen: ex_data.c while freeing the library context). */
+        fprintf(stderr, "allocfail: note: k=%lu: libcrypto's teardown failed at %s:%d and left %ld of "
+                "kcapi-aio's blocks\n", k, fail_file, fail_line, live_ours);
+    } else if (live_ours != 0) {
         fprintf(stderr, "allocfail: k=%lu%s%s: %ld of kcapi-aio's allocations not freed (the failed one: %s:%d)\n",
                 k, engine_fault ? " " : "", engine_fault ? engine_fault : "", live_ours,
                 fail_file ? fail_file : "-", fail_line);
@@ -398,12 +406,13 @@ int main(void)
     printf("allocfail: the scenario (%s) makes %lu OpenSSL allocations, %zu bytes of output (equal to the "
            "default provider's)\n", ops_only ? "after load and fetch" : "whole", base.count, base.o.n);
     fflush(stdout);
-    for (k = 1; k <= base.count; k++) {
+    s = getenv("ALLOCFAIL_ONLY");
+    for (k = s != NULL ? strtoul(s, NULL, 10) : 1; k <= base.count; k++) {
         if (!run_child(k, NULL, &r) || !judge("openssl", k, &r, &base, &n_err, &n_ok))
             failed++;
         if (verbose)
             printf("openssl k=%lu: %c\n", k, r.tag);
-        if (failed > 5)
+        if (failed > 5 || getenv("ALLOCFAIL_ONLY") != NULL)
             break;
     }
     printf("allocfail: OpenSSL allocation k=1..%lu failing: %lu clean errors, %lu correct results, %lu "

@@ -550,13 +550,15 @@ static void op_dup(rd *r, state *st)
         o[i].err = take_err();
     }
     same_res("copy", o);
+    if (o[REF].ret <= 0)
+        return; /* a failed copy leaves the destination as it was */
     to->enc = from->enc;
     to->iv_known = from->iv_known;
-    to->random = from->random || (o[OURS].ret <= 0 ? to->random : 0);
+    to->random = from->random;
     to->tls_gcm = from->tls_gcm;
     to->tls_cbc = from->tls_cbc;
     to->gcm_used = from->gcm_used;
-    to->lag = o[REF].ret > 0 ? from->lag : -1;
+    to->lag = from->lag;
 }
 
 static void op_reset(slot *s)
@@ -575,6 +577,7 @@ static void op_reset(slot *s)
     s->tls_gcm = 0;
     s->tls_cbc = 0;
     s->lag = 0;
+    s->gcm_used = 0;
 }
 
 static void op_getparams(rd *r, state *st, slot *s)
