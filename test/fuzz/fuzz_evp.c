@@ -534,6 +534,10 @@ static void op_tag(rd *r, slot *s, int get)
         o[i].err = take_err();
     }
     same_res(get ? "get tag" : "set tag", o);
+    /* OpenSSL 3.0's default provider copies a tag into its context before it
+     * refuses it on an encrypting context: its own tag is lost from then on. */
+    if (!get && s->enc)
+        s->random = 1;
     if (get && o[OURS].ret > 0 && exact(s))
         same_bytes("get tag", tag[OURS], tag[REF], (size_t)len);
 }
