@@ -622,6 +622,27 @@ START_TEST(gcm_rekey_without_iv)
 }
 END_TEST
 
+/* A GCM message begun as an encryption and turned into a decryption without a
+ * new IV must not finish as a verified decryption (it used to: the tag was
+ * computed, not checked). */
+START_TEST(gcm_turned_around_mid_message)
+{
+    const char *c = tu_ciphers[6 + _i];
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    unsigned char out[128], tag[16];
+    int l = 0;
+
+    setup_data(120 + (unsigned)_i);
+    memset(tag, 0x5a, sizeof(tag));
+    ck_assert(EVP_EncryptInit_ex2(x, ev_cipher(ev_ours(), c), key, iv, NULL)
+              && EVP_EncryptUpdate(x, out, &l, data, 103));
+    ck_assert(EVP_CipherInit_ex2(x, NULL, NULL, NULL, 0, NULL));
+    ck_assert(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_SET_TAG, 16, tag) > 0);
+    must_fail(EVP_DecryptFinal_ex(x, out, &l), "final of a message turned around", c);
+    EVP_CIPHER_CTX_free(x);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("evp_negative");
@@ -636,6 +657,7 @@ int main(void)
     tcase_add_loop_test(tc, cbc_turned_around_without_key, 0, 3);
     tcase_add_loop_test(tc, tls_mac_size_too_big, 0, 6);
     tcase_add_loop_test(tc, gcm_rekey_without_iv, 0, 3);
+    tcase_add_loop_test(tc, gcm_turned_around_mid_message, 0, 3);
     suite_add_tcase(s, tc);
     return ev_run(s);
 }

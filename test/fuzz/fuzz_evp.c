@@ -273,6 +273,10 @@ static void op_init(rd *r, state *st, slot *s)
      * carries on from an all-zero counter block, kcapi-aio refuses; an IV comes along. */
     if (is_gcm(st) && with_key && s->gcm_used)
         with_iv = 1;
+    /* Nor may a GCM message change direction halfway: kcapi-aio ends it (its tag
+     * was never going to be checked), the default provider carries on. */
+    if (is_gcm(st) && enc != s->enc && s->gcm_used)
+        with_iv = 1;
     take(r, key, 32);
     memset(key + 32, 0, sizeof(key) - 32);
     take(r, iv, 16);
@@ -318,6 +322,13 @@ static void op_init(rd *r, state *st, slot *s)
         s->iv_known = 1;
         s->random = 0;
     }
+    /* A failed init leaves half-set state (the default provider's CBC may now
+     * decrypt with an encryption key schedule): bytes are compared again from
+     * the next init that brings a key. */
+    if (o[REF].ret <= 0)
+        s->random = 1;
+    else if (with_key && !is_gcm(st))
+        s->random = 0;
 }
 
 static void op_padding(rd *r, slot *s)
@@ -736,6 +747,8 @@ static void op_pipeline(rd *r, state *st)
     int expok[NPIPE], allok = 1, ok;
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     OSSL_PARAM tp[2];
+    /* The param's data is the address of the array of tag pointers. */
+    unsigned char **tagpp = tagp;
 
     take(r, key, sizeof(key));
     for (i = 0; i < n; i++) {
@@ -798,7 +811,7 @@ static void op_pipeline(rd *r, state *st)
         ok = EVP_CipherPipelineUpdate(c, NULL, outl, NULL, inp, aadlen);
         if (!ok)
             mismatch("pipeline aad", "failed");
-        tp[0] = OSSL_PARAM_construct_octet_ptr(OSSL_CIPHER_PARAM_PIPELINE_AEAD_TAG, (void **)tagp, 16);
+        tp[0] = OSSL_PARAM_construct_octet_ptr(OSSL_CIPHER_PARAM_PIPELINE_AEAD_TAG, (void **)&tagpp, 16);
         tp[1] = OSSL_PARAM_construct_end();
         if (!enc && !EVP_CIPHER_CTX_set_params(c, tp))
             mismatch("pipeline set tags", "failed");
@@ -835,11 +848,11 @@ static void op_pipeline(rd *r, state *st)
         }
     }
     if (ok && is_gcm(st) && enc) {
-        unsigned char got[NPIPE][16], *gp[NPIPE];
+        unsigned char got[NPIPE][16], *gp[NPIPE], **gpp = gp;
 
         for (i = 0; i < n; i++)
             gp[i] = got[i];
-        tp[0] = OSSL_PARAM_construct_octet_ptr(OSSL_CIPHER_PARAM_PIPELINE_AEAD_TAG, (void **)gp, 16);
+        tp[0] = OSSL_PARAM_construct_octet_ptr(OSSL_CIPHER_PARAM_PIPELINE_AEAD_TAG, (void **)&gpp, 16);
         tp[1] = OSSL_PARAM_construct_end();
         if (!EVP_CIPHER_CTX_get_params(c, tp))
             mismatch("pipeline get tags", "failed");
@@ -933,6 +946,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unsigned op = u8(&r), sl = op >> 7;
         slot *s = &st.s[sl];
 
+        if (trace)
+            fprintf(stderr, "step %d: op %u on pair %u (enc %d)\n", step, op % OP_COUNT, sl, s->enc);
         switch (op % OP_COUNT) {
         case OP_INIT: op_init(&r, &st, s); break;
         case OP_PADDING: op_padding(&r, s); break;

@@ -17,7 +17,8 @@ cd "$work"
 "$fuzzer" -runs="$runs" -seed="${FUZZ_SEED:-1}" -max_len=4096 -timeout="${FUZZ_TIMEOUT:-300}" \
   -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$work/" corpus "$seeds" 2>"$work/log" &&
   rc=0 || rc=$?
-grep -E '^#[0-9]+ +(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^Done ' \
+# Executions, coverage, and (with KCAPI_AIO_STATS=1) which path did the work.
+grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^Done |^(ops|batches)_(aio|sync|software)=|^fallback' \
   "$work/log" || true
 if [ "$rc" != 0 ]; then
   tail -n 60 "$work/log"
