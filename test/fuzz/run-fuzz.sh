@@ -10,6 +10,8 @@ if [ "$runs" = 0 ]; then
   exec "$fuzzer" -runs=0 "$seeds"/*
 fi
 [ -n "$work" ] || { echo "run-fuzz.sh: WORK_DIR needed" >&2; exit 2; }
+case $fuzzer in /*) ;; *) fuzzer=$PWD/$fuzzer ;; esac
+case $seeds in /*) ;; *) seeds=$PWD/$seeds ;; esac
 rm -rf "$work" && mkdir -p "$work/corpus"
 cd "$work"
 # -timeout: a generous per-input hang limit (TCG runs are slow); no time bound
