@@ -100,7 +100,13 @@ static struct aio_tls *aio_ctx(void)
     }
     tls.state = 1;
     tls.efd = kaio_sys_eventfd();
-    if (tls.efd < 0 || kaio_sys_fd_ino(tls.efd, &tls.efd_ino) < 0)
+    if (tls.efd >= 0 && kaio_sys_fd_ino(tls.efd, &tls.efd_ino) < 0) {
+        /* Not kept without its identity, so not left open either (one leaked
+         * eventfd per thread otherwise). */
+        kaio_sys_close(tls.efd);
+        tls.efd = -1;
+    }
+    if (tls.efd < 0)
         tls.efd = -1;
     if (tls_key_made)
         pthread_setspecific(tls_key, &tls);
