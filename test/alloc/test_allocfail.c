@@ -206,6 +206,26 @@ done:
     return ok;
 }
 
+/* kcapi-aio's counters at the end of the scenario, hashed: a run whose hash differs
+ * from the fault-free run's took another path (the injected fault was hit). */
+static unsigned long long counters_hash;
+
+static void read_counters(OSSL_PROVIDER *p)
+{
+    static char text[8192];
+    OSSL_PARAM params[2] = { OSSL_PARAM_utf8_string(KCAPI_AIO_PARAM_COUNTERS, text, sizeof(text)),
+                             OSSL_PARAM_END };
+    const char *c;
+
+    text[0] = '\0';
+    counters_hash = 0;
+    if (p == NULL || !OSSL_PROVIDER_get_params(p, params))
+        return;
+    counters_hash = 1469598103934665603ULL;
+    for (c = text; *c; c++)
+        counters_hash = (counters_hash ^ (unsigned char)*c) * 1099511628211ULL;
+}
+
 /* ops_only: count (and fail) only what follows load and fetch: the cipher work. */
 static int scenario(const char *prov_name, const char *dir, outbuf *o, int ops_only)
 {
@@ -229,6 +249,8 @@ static int scenario(const char *prov_name, const char *dir, outbuf *o, int ops_o
     ok = ok && two_records(c[3], o);
     for (i = 0; i < 4; i++)
         EVP_CIPHER_free(c[i]);
+    if (strcmp(prov_name, KCAPI_AIO_NAME) == 0)
+        read_counters(p);
     teardown = 1;
     OSSL_PROVIDER_unload(p);
     OSSL_LIB_CTX_free(lc);
@@ -263,7 +285,8 @@ static int child(int fd, unsigned long k, const char *engine_fault)
     ok = scenario(KCAPI_AIO_NAME, module_dir(), &o, ops_only);
     ERR_clear_error();
     tag = ok ? 'R' : 'E';
-    if (write(fd, &tag, 1) != 1 || (ok && write(fd, o.b, o.n) != (ssize_t)o.n))
+    if (write(fd, &tag, 1) != 1 || (ok && write(fd, o.b, o.n) != (ssize_t)o.n)
+        || write(fd, &counters_hash, sizeof(counters_hash)) != sizeof(counters_hash))
         return CHILD_SETUP;
     if (k == 0 && engine_fault == NULL) {
         /* The counting run also reports the count, then checks the bytes. */
@@ -309,6 +332,7 @@ typedef struct {
     char tag;
     outbuf o;
     unsigned long count;
+    unsigned long long hash;
 } result;
 
 static int run_child(unsigned long k, const char *engine_fault, result *r)
@@ -346,7 +370,7 @@ static int run_child(unsigned long k, const char *engine_fault, result *r)
     r->tag = got > 0 ? (char)buf[0] : '?';
     r->o.n = 0;
     r->count = 0;
-    if (r->tag == 'R') {
+    if (r->tag == 'R' || r->tag == 'E') {
         size_t body = got - 1;
 
         if (k == 0 && engine_fault == NULL) {
@@ -355,6 +379,10 @@ static int run_child(unsigned long k, const char *engine_fault, result *r)
             body -= sizeof(r->count);
             memcpy(&r->count, buf + 1 + body, sizeof(r->count));
         }
+        if (body < sizeof(r->hash))
+            return 0;
+        body -= sizeof(r->hash);
+        memcpy(&r->hash, buf + 1 + body, sizeof(r->hash));
         memcpy(r->o.b, buf + 1, body);
         r->o.n = body;
     }
@@ -390,7 +418,7 @@ static int judge(const char *what, unsigned long k, const result *r, const resul
 int main(void)
 {
     static result base, r;
-    unsigned long k, n_err = 0, n_ok = 0, e_err = 0, e_ok = 0, emax = 48, failed = 0;
+    unsigned long k, n_err = 0, n_ok = 0, e_err = 0, e_ok = 0, e_hit = 0, emax = 48, failed = 0;
     const char *s = getenv("ALLOCFAIL_ENGINE_MAX");
     int verbose = getenv("ALLOCFAIL_VERBOSE") != NULL;
     size_t i;
@@ -428,11 +456,12 @@ int main(void)
         snprintf(spec, sizeof(spec), "malloc=ENOMEM:%lu", k);
         if (!run_child(k, spec, &r) || !judge("engine", k, &r, &base, &e_err, &e_ok))
             failed++;
+        e_hit += r.tag == 'E' || r.hash != base.hash;
         if (verbose)
             printf("engine k=%lu: %c\n", k, r.tag);
     }
-    printf("allocfail: engine allocation k=1..%lu failing: %lu clean errors, %lu correct results\n", emax,
-           e_err, e_ok);
+    printf("allocfail: engine allocation k=1..%lu failing: %lu clean errors, %lu correct results; the fault "
+           "changed the outcome or the path taken (counters) in %lu runs\n", emax, e_err, e_ok, e_hit);
     if (failed) {
         printf("allocfail: %lu runs FAILED\n", failed);
         return 1;
