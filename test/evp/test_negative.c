@@ -646,6 +646,25 @@ START_TEST(gcm_turned_around_mid_message)
 }
 END_TEST
 
+/* A TLS fixed IV longer than the IV is refused (the default provider's check
+ * wraps around and accepts it on a decrypting context). */
+START_TEST(gcm_tls_fixed_iv_too_long)
+{
+    const char *c = tu_ciphers[6 + _i];
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    OSSL_PARAM p[2];
+
+    if (!ev_strict_errors())
+        return;
+    setup_data(130 + (unsigned)_i);
+    ck_assert(EVP_DecryptInit_ex2(x, ev_cipher(ev_ours(), c), key, iv, NULL));
+    p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED, data, 13);
+    p[1] = OSSL_PARAM_construct_end();
+    must_fail(EVP_CIPHER_CTX_set_params(x, p), "tlsivfixed of 13 bytes with a 12-byte IV", c);
+    EVP_CIPHER_CTX_free(x);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("evp_negative");
@@ -661,6 +680,7 @@ int main(void)
     tcase_add_loop_test(tc, tls_mac_size_too_big, 0, 6);
     tcase_add_loop_test(tc, gcm_rekey_without_iv, 0, 3);
     tcase_add_loop_test(tc, gcm_turned_around_mid_message, 0, 3);
+    tcase_add_loop_test(tc, gcm_tls_fixed_iv_too_long, 0, 3);
     suite_add_tcase(s, tc);
     return ev_run(s);
 }
