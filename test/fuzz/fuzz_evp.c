@@ -320,7 +320,8 @@ static void op_init(rd *r, state *st, slot *s)
         s->gcm_used = 0;
     if (with_iv && o[REF].ret > 0) {
         s->iv_known = 1;
-        s->random = 0;
+        if (is_gcm(st)) /* a GCM IV ends the random-IV state; CBC/CTR need a key (below) */
+            s->random = 0;
     }
     /* A failed init leaves half-set state (the default provider's CBC may now
      * decrypt with an encryption key schedule): bytes are compared again from
