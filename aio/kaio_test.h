@@ -11,13 +11,14 @@
  *     CALL=WHAT[:FIRST[:COUNT]]
  *
  *   CALL   socket bind setsockopt accept sendmsg read io_setup io_submit
- *          io_getevents eventfd close peek
+ *          io_getevents eventfd close peek malloc
  *          ("read" covers both a synchronous read and the result of one
  *          reaped AIO read. "peek" is the look for completions a batch that
  *          may pause its job takes without waiting: any errno there means
  *          "not there yet", and the completion is signalled on the eventfd
  *          right after, as a device that answers a little later would; the
- *          kernel still does the work.)
+ *          kernel still does the work. "malloc" is every heap allocation of
+ *          the engine, which then returns NULL whatever WHAT names.)
  *   WHAT   an errno name: EBUSY EAGAIN EINTR EBADMSG EMFILE ENFILE EBADF
  *          ENOTSOCK ENOSYS EPERM EINVAL ENOMEM EIO
  *          or "short" (io_submit only: submits half of the iocbs, at least 1)
@@ -60,6 +61,7 @@ enum kaio_fault_call {
     KAIO_F_EVENTFD,
     KAIO_F_CLOSE,
     KAIO_F_PEEK,
+    KAIO_F_MALLOC,
     KAIO_F_NCALLS
 };
 

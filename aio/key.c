@@ -150,7 +150,7 @@ struct kaio_tfm *kaio_key_tfm(struct kaio_key *k, unsigned slot, int *err)
     int r;
 
     if (t == NULL) {
-        t = calloc(1, sizeof(*t));
+        t = kaio_sys_calloc(1, sizeof(*t));
         if (t == NULL) {
             *err = -ENOMEM;
             return NULL;
@@ -318,7 +318,7 @@ struct kaio_key *kaio_key_new(enum kaio_mode mode, const unsigned char *key, siz
         e = EMFILE;
         goto fail;
     }
-    k = calloc(1, sizeof(*k));
+    k = kaio_sys_calloc(1, sizeof(*k));
     if (k == NULL) {
         rs = KAIO_R_KERNEL_ERROR;
         e = ENOMEM;
@@ -431,7 +431,7 @@ int kaio_key_ecb(struct kaio_key *k)
     int r;
 
     if (t == NULL) {
-        t = calloc(1, sizeof(*t));
+        t = kaio_sys_calloc(1, sizeof(*t));
         if (t == NULL)
             return -ENOMEM;
         t->tfm.fd = -1;
@@ -459,7 +459,7 @@ unsigned char *kaio_key_scratch(struct kaio_key *k, size_t len)
 
     if (len <= k->ks_cap)
         return k->ks;
-    p = malloc(len);
+    p = kaio_sys_malloc(len);
     if (p == NULL)
         return NULL;
     if (k->ks != NULL) {

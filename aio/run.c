@@ -966,7 +966,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
             maxaad = ops[i].aadlen;
     }
     b.aad_sink = aad_stack;
-    if (maxaad > sizeof(aad_stack) && (b.aad_heap = 1, b.aad_sink = malloc(maxaad)) == NULL) {
+    if (maxaad > sizeof(aad_stack) && (b.aad_heap = 1, b.aad_sink = kaio_sys_malloc(maxaad)) == NULL) {
         for (i = 0; i < n; i++)
             if (jobs[i].pending)
                 not_run(&jobs[i], KAIO_R_KERNEL_ERROR, ENOMEM);

@@ -41,6 +41,7 @@ static const char *const call_names[KAIO_F_NCALLS] = {
     [KAIO_F_IO_SETUP] = "io_setup",     [KAIO_F_IO_SUBMIT] = "io_submit",
     [KAIO_F_IO_GETEVENTS] = "io_getevents", [KAIO_F_EVENTFD] = "eventfd",
     [KAIO_F_CLOSE] = "close",           [KAIO_F_PEEK] = "peek",
+    [KAIO_F_MALLOC] = "malloc",
 };
 
 static const struct {
@@ -496,6 +497,21 @@ int kaio_sys_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_even
 int kaio_sys_peek_fault(void)
 {
     return fault_check(KAIO_F_PEEK);
+}
+
+/* Heap allocations: not syscalls, but tests fail them the same way ("malloc"). */
+void *kaio_sys_malloc(size_t n)
+{
+    if (fault_check(KAIO_F_MALLOC))
+        return NULL;
+    return malloc(n);
+}
+
+void *kaio_sys_calloc(size_t n, size_t size)
+{
+    if (fault_check(KAIO_F_MALLOC))
+        return NULL;
+    return calloc(n, size);
 }
 
 void kaio_sys_backoff(unsigned attempt)

@@ -60,6 +60,9 @@ int kaio_sys_read_fault_before(int err);
 
 /* The "peek" fault for the next look without waiting (0: none). */
 int kaio_sys_peek_fault(void);
+/* The engine's heap allocations, so that tests can fail them (kaio_test.h). */
+void *kaio_sys_malloc(size_t n);
+void *kaio_sys_calloc(size_t n, size_t size);
 
 /* Backoff before retrying after EAGAIN/EBUSY (attempt counts from 1). */
 void kaio_sys_backoff(unsigned attempt);

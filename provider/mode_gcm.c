@@ -485,6 +485,10 @@ static int gcm_pipe_get_tags(GCM_CTX *c, const OSSL_PARAM *param);
 static int gcm_init(GCM_CTX *c, const unsigned char *key, size_t keylen, const unsigned char *iv,
                     size_t ivlen, const OSSL_PARAM params[], int enc)
 {
+    /* A message keeps the direction it started in: one begun as an encryption and
+     * finished as a decryption would end without its tag being checked. */
+    if ((enc ? 1 : 0) != c->base.enc && c->iv_state == IV_COPIED)
+        c->iv_state = IV_FINISHED;
     c->base.enc = enc;
     c->base.pipeline = 0;
     if (iv != NULL) {

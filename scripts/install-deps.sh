@@ -10,6 +10,7 @@ pkgs=(
   dpkg-dev devscripts                                                    # OpenSSL 3.5/3.6 from source
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross                            # arm64 cross build
   libssl-dev:arm64 libaio-dev:arm64 check:arm64                          #   (multiarch)
+  clang-14 libclang-rt-14-dev                                            # libFuzzer (test/fuzz)
 )
 missing=() update=0
 # The :arm64 development packages come through multiarch. libssl-dev:arm64 must have the same

@@ -7,12 +7,15 @@
 #   3. against OpenSSL 3.6 (scripts/openssl-src.sh 3.6, sid's source): every host test,
 #      and the kernel lab on one kernel (6.12, default scenario);
 #   4. the host tests once more under AddressSanitizer + UndefinedBehaviorSanitizer;
+#      then the fuzz build (clang, libFuzzer, ASan+UBSan, against 3.5 unless --no-35):
+#      a count-bounded differential fuzz session and every allocation failing in
+#      turn, on the host and in the kernel lab (6.12, aio and sync);
 #   5. the arm64 cross build (cmake/aarch64-linux-gnu.cmake), everything, warnings as errors,
 #      and the kernel lab on trixie's arm64 6.12 under qemu-system-aarch64 (default scenario);
 #   6. the Debian packages (scripts/deb-check.sh): amd64 built, installed, used and purged;
 #      arm64 built from the cross build and inspected.
-# Options: --quick (host tests on 3.0 only), --no-lab, --no-35, --no-36, --no-asan, --no-arm64,
-# --no-deb.
+# Options: --quick (host tests on 3.0 only), --no-lab, --no-35, --no-36, --no-asan (also
+# drops the fuzz build), --no-arm64, --no-deb.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -80,6 +83,19 @@ if ((asan)); then
     --output-on-failure -j "$jobs"
   echo "== LeakSanitizer: kcapi-aio-info --exercise"
   ASAN_OPTIONS=detect_leaks=1 "$top/build-asan/modules/kcapi-aio-info" --exercise >/dev/null
+
+  # Fuzz build: only what the fuzz label and its lab list need.
+  fuzz_args=()
+  ((o35)) && fuzz_args=(-DKCAPI_AIO_OPENSSL_PREFIX="$prefix")
+  CC=clang-14 cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DKCAPI_AIO_FUZZ=ON "${fuzz_args[@]}" >/dev/null
+  cmake --build "$top/build-fuzz" -j "$jobs" --target fuzz_evp test_allocfail klab-afalg-check >/dev/null
+  suite "$top/build-fuzz" fuzz
+  if ((lab)); then
+    echo "== kernel lab 6.12: test/fuzz/guest-tests.list on build-fuzz"
+    "$top/test/kernel-lab/run.sh" --build-dir "$top/build-fuzz" --kernel 6.12 --scenario default \
+      --list "$top/test/fuzz/guest-tests.list"
+  fi
 fi
 if ((arm64)); then
   echo "== arm64 cross build in build-arm64"

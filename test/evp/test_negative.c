@@ -531,6 +531,140 @@ START_TEST(small_outsize)
 }
 END_TEST
 
+
+/*
+ * Cases where the default provider gives wrong bytes and kcapi-aio must not
+ * (found by the differential fuzzer, test/fuzz): checked against a fresh,
+ * correctly used default-provider context.
+ */
+
+/* A GCM tag offered to an encrypting context is refused, and the context keeps
+ * its computed tag (OpenSSL 3.0's default provider overwrites it first). */
+START_TEST(gcm_refused_tag_keeps_tag)
+{
+    const char *c = tu_ciphers[6 + _i];
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new(), *r = EVP_CIPHER_CTX_new();
+    unsigned char out[64], junk[16], t_ours[16], t_ref[16];
+    int l = 0;
+
+    setup_data(80 + (unsigned)_i);
+    memset(junk, 0x59, sizeof(junk));
+    ck_assert(EVP_EncryptInit_ex2(x, ev_cipher(ev_ours(), c), key, iv, NULL)
+              && EVP_EncryptUpdate(x, out, &l, data, 40) && EVP_EncryptFinal_ex(x, out, &l));
+    must_fail(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_SET_TAG, 9, junk), "set tag on an encrypting context", c);
+    ck_assert(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_GET_TAG, 16, t_ours) > 0);
+    ck_assert(EVP_EncryptInit_ex2(r, ev_cipher(ev_ref(), c), key, iv, NULL)
+              && EVP_EncryptUpdate(r, out, &l, data, 40) && EVP_EncryptFinal_ex(r, out, &l)
+              && EVP_CIPHER_CTX_ctrl(r, EVP_CTRL_AEAD_GET_TAG, 16, t_ref) > 0);
+    ck_assert_msg(memcmp(t_ours, t_ref, 16) == 0, "%s: the tag changed after a refused set-tag", c);
+    EVP_CIPHER_CTX_free(x);
+    EVP_CIPHER_CTX_free(r);
+}
+END_TEST
+
+/* A CBC context keyed to encrypt, turned to decrypt without a new key, decrypts
+ * (the default provider keeps the encryption key schedule and gives garbage). */
+START_TEST(cbc_turned_around_without_key)
+{
+    const char *c = tu_ciphers[_i];
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    unsigned char ct[80], pt[96];
+    int l = 0, l2 = 0;
+
+    setup_data(90 + (unsigned)_i);
+    ck_assert(EVP_EncryptInit_ex2(x, ev_cipher(ev_ref(), c), key, iv, NULL)
+              && EVP_EncryptUpdate(x, ct, &l, data, 64) && EVP_EncryptFinal_ex(x, ct + l, &l2));
+    ck_assert_int_eq(l + l2, 80);
+    ck_assert(EVP_EncryptInit_ex2(x, ev_cipher(ev_ours(), c), key, iv, NULL));
+    ck_assert(EVP_CipherInit_ex2(x, NULL, NULL, iv, 0, NULL));
+    ck_assert(EVP_DecryptUpdate(x, pt, &l, ct, 80) && EVP_DecryptFinal_ex(x, pt + l, &l2));
+    ck_assert_int_eq(l + l2, 64);
+    ck_assert_msg(memcmp(pt, data, 64) == 0, "%s: wrong plaintext after turning the context around", c);
+    EVP_CIPHER_CTX_free(x);
+}
+END_TEST
+
+/* A TLS MAC size above 64 (EVP_MAX_MD_SIZE) is refused when it is set. */
+START_TEST(tls_mac_size_too_big)
+{
+    const char *c = tu_ciphers[_i];
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    size_t sz = 65;
+    OSSL_PARAM p[2] = { OSSL_PARAM_construct_size_t(OSSL_CIPHER_PARAM_TLS_MAC_SIZE, &sz),
+                        OSSL_PARAM_construct_end() };
+
+    if (!ev_strict_errors())
+        return; /* the default provider accepts it (and fails on the first record) */
+    setup_data(100 + (unsigned)_i);
+    ck_assert(EVP_DecryptInit_ex2(x, ev_cipher(ev_ours(), c), key, iv, NULL));
+    must_fail(EVP_CIPHER_CTX_set_params(x, p), "tls-mac-size 65", c);
+    EVP_CIPHER_CTX_free(x);
+}
+END_TEST
+
+/* A new GCM key without an IV once a message has started: refused with an error
+ * (the default provider goes on from an all-zero counter block). */
+START_TEST(gcm_rekey_without_iv)
+{
+    const char *c = tu_ciphers[6 + _i];
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    unsigned char out[64], key2[32];
+    int l = 0;
+    size_t i;
+
+    if (!ev_strict_errors())
+        return;
+    setup_data(110 + (unsigned)_i);
+    for (i = 0; i < sizeof(key2); i++)
+        key2[i] = (unsigned char)(key[i] ^ 0x5c);
+    ck_assert(EVP_DecryptInit_ex2(x, ev_cipher(ev_ours(), c), key, iv, NULL)
+              && EVP_DecryptUpdate(x, NULL, &l, data, 20) && EVP_DecryptUpdate(x, out, &l, data, 32));
+    ck_assert(EVP_CipherInit_ex2(x, NULL, key2, NULL, 0, NULL));
+    must_fail(EVP_DecryptUpdate(x, NULL, &l, data, 20), "AAD after a new key without an IV", c);
+    EVP_CIPHER_CTX_free(x);
+}
+END_TEST
+
+/* A GCM message begun as an encryption and turned into a decryption without a
+ * new IV must not finish as a verified decryption (it used to: the tag was
+ * computed, not checked). */
+START_TEST(gcm_turned_around_mid_message)
+{
+    const char *c = tu_ciphers[6 + _i];
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    unsigned char out[128], tag[16];
+    int l = 0;
+
+    setup_data(120 + (unsigned)_i);
+    memset(tag, 0x5a, sizeof(tag));
+    ck_assert(EVP_EncryptInit_ex2(x, ev_cipher(ev_ours(), c), key, iv, NULL)
+              && EVP_EncryptUpdate(x, out, &l, data, 103));
+    ck_assert(EVP_CipherInit_ex2(x, NULL, NULL, NULL, 0, NULL));
+    ck_assert(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_SET_TAG, 16, tag) > 0);
+    must_fail(EVP_DecryptFinal_ex(x, out, &l), "final of a message turned around", c);
+    EVP_CIPHER_CTX_free(x);
+}
+END_TEST
+
+/* A TLS fixed IV longer than the IV is refused (the default provider's check
+ * wraps around and accepts it on a decrypting context). */
+START_TEST(gcm_tls_fixed_iv_too_long)
+{
+    const char *c = tu_ciphers[6 + _i];
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    OSSL_PARAM p[2];
+
+    if (!ev_strict_errors())
+        return;
+    setup_data(130 + (unsigned)_i);
+    ck_assert(EVP_DecryptInit_ex2(x, ev_cipher(ev_ours(), c), key, iv, NULL));
+    p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED, data, 13);
+    p[1] = OSSL_PARAM_construct_end();
+    must_fail(EVP_CIPHER_CTX_set_params(x, p), "tlsivfixed of 13 bytes with a 12-byte IV", c);
+    EVP_CIPHER_CTX_free(x);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("evp_negative");
@@ -541,6 +675,12 @@ int main(void)
     tcase_add_loop_test(tc, gcm_null_input, 0, 3);
     tcase_add_loop_test(tc, partial_overlap, 0, 9);
     tcase_add_loop_test(tc, small_outsize, 0, 9);
+    tcase_add_loop_test(tc, gcm_refused_tag_keeps_tag, 0, 3);
+    tcase_add_loop_test(tc, cbc_turned_around_without_key, 0, 3);
+    tcase_add_loop_test(tc, tls_mac_size_too_big, 0, 6);
+    tcase_add_loop_test(tc, gcm_rekey_without_iv, 0, 3);
+    tcase_add_loop_test(tc, gcm_turned_around_mid_message, 0, 3);
+    tcase_add_loop_test(tc, gcm_tls_fixed_iv_too_long, 0, 3);
     suite_add_tcase(s, tc);
     return ev_run(s);
 }
