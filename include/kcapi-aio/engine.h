@@ -156,7 +156,7 @@ void kaio_key_free(struct kaio_key *k);
  */
 size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path);
 
-/* ---------------- counters (lock-free, process-wide) ---------------- */
+/* ---------------- counters (process-wide; each thread counts into its own slab) ---------------- */
 
 enum kaio_counter {
     KAIO_C_OPS_AIO = 0,      /* operations per path */
@@ -182,6 +182,8 @@ struct kaio_counters {
 
 void kaio_count(enum kaio_counter c, uint64_t n);
 void kaio_count_fallback(enum kaio_reason r, uint64_t n);
+/* One operation run in software: ops, batches, bytes and the reason, counted at once. */
+void kaio_count_software(uint64_t bytes, enum kaio_reason why);
 void kaio_counters_get(struct kaio_counters *out);
 void kaio_counters_reset(void);
 
