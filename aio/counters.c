@@ -1,61 +1,83 @@
 /*
  * Process-wide counters and the readable names of the engine's enums.
  *
- * Each thread counts into its own slab (no shared cache line, no locked
- * instruction per record); a read sums the slabs of the living threads and
- * the totals of the threads that have ended. A thread's slab is folded into
- * those totals when the thread exits (a pthread key destructor), and every
- * slab is freed when the module is unloaded.
+ * Counts go into blocks that one thread writes at a time (no shared cache
+ * line, no locked instruction per record): each thread has one, made at its
+ * first count, and a caller may attach its own (a cipher context does). A
+ * read sums the attached blocks and the totals of the detached ones. A
+ * thread's block is folded into those totals when the thread exits (a
+ * pthread key destructor); when the module is unloaded every block is
+ * detached and the threads' blocks are freed.
  */
 #include "kcapi-aio/engine.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct slab {
-    /* Written by the owning thread only (load + store, no locked add); read by any. */
-    _Atomic uint64_t v[KAIO_NCOUNTERS + KAIO_NREASONS];
-    struct slab *prev, *next;
-};
-
-#define NV (KAIO_NCOUNTERS + KAIO_NREASONS)
-#define FB(r) (KAIO_NCOUNTERS + (r))
+#define NV KAIO_COUNT_SLOTS
+#define FB(r) KAIO_COUNT_FALLBACK(r)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct slab *live;          /* the slabs of running threads (under lock) */
-static uint64_t ended[NV];         /* threads that exited, and counts without a slab (under lock) */
-static uint64_t base[NV];          /* the sums at the last reset (under lock) */
+static struct kaio_count_block *live; /* attached blocks (under lock) */
+static uint64_t ended[NV];            /* detached blocks, and counts without a block (under lock) */
+static uint64_t base[NV];             /* the sums at the last reset (under lock) */
 static pthread_key_t key;
-static int key_made;               /* 1: key made, -1: could not be made (under lock) */
-static __thread struct slab *mine;
+static int key_made;                  /* 1: key made, -1: could not be made (under lock) */
+static __thread struct kaio_count_block *mine;
 
-static void fold_locked(struct slab *s)
+static void attach_locked(struct kaio_count_block *b)
+{
+    b->attached = 1;
+    b->prev = NULL;
+    b->next = live;
+    if (live != NULL)
+        live->prev = b;
+    live = b;
+}
+
+static void detach_locked(struct kaio_count_block *b)
 {
     size_t i;
 
+    if (!b->attached)
+        return;
     for (i = 0; i < NV; i++)
-        ended[i] += atomic_load_explicit(&s->v[i], memory_order_relaxed);
-    if (s->prev != NULL)
-        s->prev->next = s->next;
+        ended[i] += __atomic_load_n(&b->v[i], __ATOMIC_RELAXED);
+    if (b->prev != NULL)
+        b->prev->next = b->next;
     else
-        live = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
+        live = b->next;
+    if (b->next != NULL)
+        b->next->prev = b->prev;
+    b->prev = b->next = NULL;
+    b->attached = 0;
+}
+
+void kaio_block_attach(struct kaio_count_block *b)
+{
+    memset(b, 0, sizeof(*b));
+    pthread_mutex_lock(&lock);
+    attach_locked(b);
+    pthread_mutex_unlock(&lock);
+}
+
+void kaio_block_detach(struct kaio_count_block *b)
+{
+    pthread_mutex_lock(&lock);
+    detach_locked(b);
+    pthread_mutex_unlock(&lock);
 }
 
 /* The key's destructor: the thread is ending, its counts go to the totals. */
 static void thread_end(void *v)
 {
-    struct slab *s = v;
+    struct kaio_count_block *b = v;
 
-    pthread_mutex_lock(&lock);
-    fold_locked(s);
-    pthread_mutex_unlock(&lock);
-    if (mine == s)
+    kaio_block_detach(b);
+    if (mine == b)
         mine = NULL;
-    free(s);
+    free(b);
 }
 
 /* A fork while another thread holds the lock must not leave it held in the child. */
@@ -69,11 +91,11 @@ static void fork_after(void)
     pthread_mutex_unlock(&lock);
 }
 
-static struct slab *slab_new(void)
+static struct kaio_count_block *thread_block(void)
 {
-    struct slab *s = calloc(1, sizeof(*s));
+    struct kaio_count_block *b = calloc(1, sizeof(*b));
 
-    if (s == NULL)
+    if (b == NULL)
         return NULL;
     pthread_mutex_lock(&lock);
     if (key_made == 0) {
@@ -81,21 +103,19 @@ static struct slab *slab_new(void)
         if (key_made == 1)
             pthread_atfork(fork_prepare, fork_after, fork_after);
     }
-    if (key_made != 1 || pthread_setspecific(key, s) != 0) {
+    if (key_made != 1 || pthread_setspecific(key, b) != 0) {
         pthread_mutex_unlock(&lock);
-        free(s);
+        free(b);
         return NULL;
     }
-    s->next = live;
-    if (live != NULL)
-        live->prev = s;
-    live = s;
+    b->thread = 1;
+    attach_locked(b);
     pthread_mutex_unlock(&lock);
-    mine = s;
-    return s;
+    mine = b;
+    return b;
 }
 
-/* Unloading the module: no destructor may point into it any more, no slab may stay behind. */
+/* Unloading the module: no destructor may point into it any more, no block of ours may stay. */
 __attribute__((destructor)) static void counters_unload(void)
 {
     pthread_mutex_lock(&lock);
@@ -103,71 +123,58 @@ __attribute__((destructor)) static void counters_unload(void)
         pthread_key_delete(key);
     key_made = 0;
     while (live != NULL) {
-        struct slab *s = live;
+        struct kaio_count_block *b = live;
 
-        fold_locked(s);
-        free(s);
+        detach_locked(b);
+        if (b->thread)
+            free(b); /* a caller's block stays its caller's */
     }
     mine = NULL;
     pthread_mutex_unlock(&lock);
 }
 
-static void add(size_t i, uint64_t n)
+static void add(unsigned int slot, uint64_t n)
 {
-    struct slab *s = mine;
+    struct kaio_count_block *b = mine;
 
-    if (s == NULL && (s = slab_new()) == NULL) {
+    if (b == NULL && (b = thread_block()) == NULL) {
         pthread_mutex_lock(&lock);
-        ended[i] += n;
+        ended[slot] += n;
         pthread_mutex_unlock(&lock);
         return;
     }
-    atomic_store_explicit(&s->v[i], atomic_load_explicit(&s->v[i], memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    kaio_block_add(b, slot, n);
 }
 
 void kaio_count(enum kaio_counter c, uint64_t n)
 {
     if ((unsigned)c < KAIO_NCOUNTERS)
-        add(c, n);
+        add((unsigned)c, n);
 }
 
 void kaio_count_fallback(enum kaio_reason r, uint64_t n)
 {
     if ((unsigned)r < KAIO_NREASONS)
-        add(FB(r), n);
+        add(FB((unsigned)r), n);
 }
 
 void kaio_count_software(uint64_t bytes, enum kaio_reason why)
 {
-    struct slab *s = mine;
-
-    if (s == NULL && (s = slab_new()) == NULL) {
-        kaio_count(KAIO_C_OPS_SOFTWARE, 1);
-        kaio_count(KAIO_C_BATCHES_SOFTWARE, 1);
-        kaio_count(KAIO_C_BYTES_SOFTWARE, bytes);
-        kaio_count_fallback(why, 1);
-        return;
-    }
-#define BUMP(i, n) atomic_store_explicit(&s->v[i], atomic_load_explicit(&s->v[i], memory_order_relaxed) + (n), \
-                                         memory_order_relaxed)
-    BUMP(KAIO_C_OPS_SOFTWARE, 1);
-    BUMP(KAIO_C_BATCHES_SOFTWARE, 1);
-    BUMP(KAIO_C_BYTES_SOFTWARE, bytes);
-    if ((unsigned)why < KAIO_NREASONS)
-        BUMP(FB(why), 1);
-#undef BUMP
+    kaio_count(KAIO_C_OPS_SOFTWARE, 1);
+    kaio_count(KAIO_C_BATCHES_SOFTWARE, 1);
+    kaio_count(KAIO_C_BYTES_SOFTWARE, bytes);
+    kaio_count_fallback(why, 1);
 }
 
 static void sum_locked(uint64_t out[NV])
 {
-    const struct slab *s;
+    const struct kaio_count_block *b;
     size_t i;
 
     memcpy(out, ended, sizeof(ended));
-    for (s = live; s != NULL; s = s->next)
+    for (b = live; b != NULL; b = b->next)
         for (i = 0; i < NV; i++)
-            out[i] += atomic_load_explicit(&s->v[i], memory_order_relaxed);
+            out[i] += __atomic_load_n(&b->v[i], __ATOMIC_RELAXED);
 }
 
 void kaio_counters_get(struct kaio_counters *out)
@@ -187,7 +194,7 @@ void kaio_counters_get(struct kaio_counters *out)
 
 void kaio_counters_reset(void)
 {
-    /* Other threads' slabs are theirs to write: a reset moves the baseline instead. */
+    /* Other threads' blocks are theirs to write: a reset moves the baseline instead. */
     pthread_mutex_lock(&lock);
     sum_locked(base);
     pthread_mutex_unlock(&lock);

@@ -71,15 +71,26 @@ struct ka_fwd {
 };
 
 typedef struct fwd_ctx {
-    const FWD_ALG *a;
     void *inner;       /* the default provider's context */
-    void *kctx;        /* kcapi-aio's own context, for pipelines (lazily made) */
-    int in_pipe;       /* pipeline-initialised: everything goes to kctx */
+    OSSL_FUNC_cipher_update_fn *def_update, *def_cipher;
+    int slow;          /* not a plain CBC/CTR stream: GCM, TLS records or a pipeline */
+    int cbc;
+    unsigned int fb;   /* the counter slot of the reason this mode runs in software */
     int enc;
-    int tls;           /* a TLS record mode is set (CBC tls-version, GCM tlsaad) */
-    int counted;       /* GCM: this message's operation is counted */
     size_t lag;        /* CBC: bytes the inner context holds back (in place may trail by this) */
+    int pad;           /* CBC padding on (OpenSSL's default), as the inner context has it */
+    int tls;           /* a TLS record mode is set (CBC tls-version, GCM tlsaad) */
+    int in_pipe;       /* pipeline-initialised: everything goes to kctx */
+    int counted;       /* GCM: this message's operation is counted */
+    const FWD_ALG *a;
+    void *kctx;        /* kcapi-aio's own context, for pipelines (lazily made) */
+    struct kaio_count_block cnt; /* this context's counts: no shared cache line per record */
 } FWD_CTX;
+
+static void set_slow(FWD_CTX *c)
+{
+    c->slow = c->in_pipe || c->tls || c->a->mode == KAIO_GCM;
+}
 
 static void get_fns(const OSSL_DISPATCH *d, struct fns *f)
 {
@@ -107,11 +118,12 @@ static void get_fns(const OSSL_DISPATCH *d, struct fns *f)
 
 /* ---- the cheap checks kcapi-aio keeps in front ---- */
 
-static int check_io(const FWD_CTX *c, const unsigned char *out, const unsigned char *in, size_t inl)
+/* Inlined: it runs on every record. */
+static inline __attribute__((always_inline)) int check_io(const FWD_CTX *c, const unsigned char *out, const unsigned char *in, size_t inl)
 {
     if (inl == 0)
         return 1;
-    if (inl > KA_MAX_LEN) {
+    if (__builtin_expect(inl > KA_MAX_LEN, 0)) {
         ka_raise(c->a->prov, KA_R_DATA_TOO_LONG, "%zu bytes (a negative length?)", inl);
         return 0;
     }
@@ -151,6 +163,10 @@ static int check_params(FWD_CTX *c, const OSSL_PARAM params[])
         c->tls = 1;        /* one record per update from now on */
         c->counted = 0;
     }
+    if ((p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_PADDING)) != NULL
+        && OSSL_PARAM_get_uint(p, &u))
+        c->pad = u != 0;
+    set_slow(c);
     return 1;
 }
 
@@ -183,11 +199,18 @@ static void *fwd_newctx(KA_PROV *p, size_t i)
         return NULL;
     }
     c->a = a;
+    c->def_update = a->def.update;
+    c->def_cipher = a->def.cipher;
+    c->cbc = a->mode == KAIO_CBC;
+    c->fb = KAIO_COUNT_FALLBACK(a->why);
+    c->pad = 1;
+    set_slow(c);
     if ((c->inner = a->def.newctx(a->dprovctx)) == NULL) {
         ka_raise(p, KA_R_BACKEND, "software %s context", kaio_mode_name(a->mode));
         OPENSSL_free(c);
         return NULL;
     }
+    kaio_block_attach(&c->cnt);
     return c;
 }
 
@@ -207,6 +230,7 @@ static void fwd_freectx(void *vctx)
 
     if (c == NULL)
         return;
+    kaio_block_detach(&c->cnt);
     c->a->def.freectx(c->inner);
     if (c->kctx != NULL)
         c->a->ka.freectx(c->kctx);
@@ -228,6 +252,7 @@ static void *fwd_dupctx(void *vctx)
         OPENSSL_free(d);
         return NULL;
     }
+    kaio_block_attach(&d->cnt);
     return d;
 }
 
@@ -238,6 +263,7 @@ static int fwd_init(FWD_CTX *c, int enc, const unsigned char *key, size_t keylen
     c->enc = enc;
     c->counted = 0;
     c->lag = 0;
+    set_slow(c);
     if (!check_params(c, params))
         return 0;
     if (!(enc ? c->a->def.einit(c->inner, key, keylen, iv, ivlen, params)
@@ -260,8 +286,17 @@ static int fwd_dinit(void *vctx, const unsigned char *key, size_t keylen, const 
 
 /* ---- the data calls ---- */
 
+/* One operation of bytes bytes, run in software (as every operation of this context is). */
+static inline __attribute__((always_inline)) void count_op(FWD_CTX *c, size_t bytes)
+{
+    kaio_block_add(&c->cnt, KAIO_C_OPS_SOFTWARE, 1);
+    kaio_block_add(&c->cnt, KAIO_C_BATCHES_SOFTWARE, 1);
+    kaio_block_add(&c->cnt, KAIO_C_BYTES_SOFTWARE, bytes);
+    kaio_block_add(&c->cnt, c->fb, 1);
+}
+
 /* Counts what one data call did: one operation per call that produced output (GCM: per message). */
-static void count_data(FWD_CTX *c, int ok, const unsigned char *out, const unsigned char *in,
+static inline __attribute__((always_inline)) void count_data(FWD_CTX *c, int ok, const unsigned char *out, const unsigned char *in,
                        size_t inl, size_t outl)
 {
     if (c->a->mode == KAIO_GCM) {
@@ -269,51 +304,86 @@ static void count_data(FWD_CTX *c, int ok, const unsigned char *out, const unsig
             return; /* AAD, or final through update: counted at the final */
         if (!c->counted || c->tls) {
             c->counted = 1;
-            kaio_count_software(ok ? outl : 0, c->a->why);
+            count_op(c, ok ? outl : 0);
         } else if (ok) {
-            kaio_count(KAIO_C_BYTES_SOFTWARE, outl);
+            kaio_block_add(&c->cnt, KAIO_C_BYTES_SOFTWARE, outl);
         }
         if (!ok && !c->enc && c->tls)
-            kaio_count(KAIO_C_TAG_FAILURES, 1);
+            kaio_block_add(&c->cnt, KAIO_C_TAG_FAILURES, 1);
         return;
     }
     if (!ok)
         return;
     if (outl > 0 || (c->tls && inl > 0)) /* a TLS record may be all padding and MAC */
-        kaio_count_software(outl, c->a->why);
+        count_op(c, outl);
     /* Whatever the inner context did not answer it holds back (CBC). */
     if (!c->tls && inl >= outl)
         c->lag = c->lag + inl - outl < KAIO_BLOCK * 2 ? c->lag + inl - outl : 0;
+}
+
+/* GCM, TLS records, pipelines: every call looked at before and after. */
+static int data_slow(FWD_CTX *c, int cipher, unsigned char *out, size_t *outl, size_t outsize,
+                     const unsigned char *in, size_t inl)
+{
+    int ok;
+
+    if (c->in_pipe)
+        return (cipher ? c->a->ka.cipher : c->a->ka.update)(c->kctx, out, outl, outsize, in, inl);
+    if (!check_io(c, out, in, inl))
+        return 0;
+    ok = (cipher ? c->def_cipher : c->def_update)(c->inner, out, outl, outsize, in, inl);
+    count_data(c, ok, out, in, inl, ok ? *outl : 0);
+    return ok ? 1 : failed(c, cipher ? "cipher" : "update");
+}
+
+/* The bytes a CBC stream holds back after inl more (EVP's rule: decryption with padding keeps a block). */
+static inline size_t cbc_lag(const FWD_CTX *c, size_t inl)
+{
+    size_t t = c->lag + inl, r = t % KAIO_BLOCK;
+
+    return !c->enc && c->pad && r == 0 && t > 0 ? KAIO_BLOCK : r;
+}
+
+/*
+ * A plain CBC/CTR stream, every record: the checks and the count come first,
+ * so the call itself is the last thing done (a tail call, nothing to save).
+ */
+static inline __attribute__((always_inline)) int plain_data(FWD_CTX *c, size_t inl,
+                                                            const unsigned char *out,
+                                                            const unsigned char *in)
+{
+    if (inl == 0)
+        return 1;
+    if (!check_io(c, out, in, inl))
+        return 0;
+    count_op(c, inl);
+    if (c->cbc)
+        c->lag = cbc_lag(c, inl);
+    return 1;
 }
 
 static int fwd_update(void *vctx, unsigned char *out, size_t *outl, size_t outsize,
                       const unsigned char *in, size_t inl)
 {
     FWD_CTX *c = vctx;
-    int ok;
 
-    if (c->in_pipe)
-        return c->a->ka.update(c->kctx, out, outl, outsize, in, inl);
-    if (!check_io(c, out, in, inl))
+    if (__builtin_expect(c->slow, 0))
+        return data_slow(c, 0, out, outl, outsize, in, inl);
+    if (!plain_data(c, inl, out, in))
         return 0;
-    ok = c->a->def.update(c->inner, out, outl, outsize, in, inl);
-    count_data(c, ok, out, in, inl, ok ? *outl : 0);
-    return ok ? 1 : failed(c, "update");
+    return c->def_update(c->inner, out, outl, outsize, in, inl);
 }
 
 static int fwd_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsize,
                       const unsigned char *in, size_t inl)
 {
     FWD_CTX *c = vctx;
-    int ok;
 
-    if (c->in_pipe)
-        return c->a->ka.cipher(c->kctx, out, outl, outsize, in, inl);
-    if (!check_io(c, out, in, inl))
+    if (__builtin_expect(c->slow, 0))
+        return data_slow(c, 1, out, outl, outsize, in, inl);
+    if (!plain_data(c, inl, out, in))
         return 0;
-    ok = c->a->def.cipher(c->inner, out, outl, outsize, in, inl);
-    count_data(c, ok, out, in, inl, ok ? *outl : 0);
-    return ok ? 1 : failed(c, "cipher");
+    return c->def_cipher(c->inner, out, outl, outsize, in, inl);
 }
 
 static int fwd_final(void *vctx, unsigned char *out, size_t *outl, size_t outsize)
@@ -326,12 +396,12 @@ static int fwd_final(void *vctx, unsigned char *out, size_t *outl, size_t outsiz
     ok = c->a->def.final(c->inner, out, outl, outsize);
     if (c->a->mode == KAIO_GCM) {
         if (!c->counted)
-            kaio_count_software(0, c->a->why);
+            count_op(c, 0);
         c->counted = 0;
         if (!ok && !c->enc)
-            kaio_count(KAIO_C_TAG_FAILURES, 1);
-    } else if (ok && *outl > 0) {
-        kaio_count_software(*outl, c->a->why);
+            kaio_block_add(&c->cnt, KAIO_C_TAG_FAILURES, 1);
+    } else if (ok && c->enc && *outl > 0) {
+        count_op(c, *outl); /* the padding block (a decryption's input was counted at update) */
     }
     c->lag = 0;
     return ok ? 1 : failed(c, "final");
@@ -379,6 +449,7 @@ static int fwd_pipe_init(FWD_CTX *c, int enc, const unsigned char *key, size_t k
         return 0;
     c->in_pipe = 1;
     c->enc = enc;
+    set_slow(c);
     return (enc ? a->ka.pipe_einit : a->ka.pipe_dinit)(c->kctx, key, keylen, numpipes, iv, ivlen,
                                                         params);
 }

@@ -182,8 +182,29 @@ struct kaio_counters {
 
 void kaio_count(enum kaio_counter c, uint64_t n);
 void kaio_count_fallback(enum kaio_reason r, uint64_t n);
-/* One operation run in software: ops, batches, bytes and the reason, counted at once. */
+/* One operation run in software: ops, batches, bytes and the reason. */
 void kaio_count_software(uint64_t bytes, enum kaio_reason why);
+
+/*
+ * A block of counters that one thread writes at a time (a cipher context's):
+ * counting into it is a plain add on memory nobody else writes. Attached, it
+ * is part of every read; detached, its counts join the totals.
+ */
+#define KAIO_COUNT_SLOTS (KAIO_NCOUNTERS + KAIO_NREASONS)
+#define KAIO_COUNT_FALLBACK(r) (KAIO_NCOUNTERS + (r))
+struct kaio_count_block {
+    uint64_t v[KAIO_COUNT_SLOTS]; /* relaxed atomic load + store by the writer; any thread reads */
+    struct kaio_count_block *prev, *next;
+    int attached;
+    int thread;                            /* a thread's own block (freed with it) */
+};
+void kaio_block_attach(struct kaio_count_block *b);
+void kaio_block_detach(struct kaio_count_block *b);
+
+static inline void kaio_block_add(struct kaio_count_block *b, unsigned int slot, uint64_t n)
+{
+    __atomic_store_n(&b->v[slot], __atomic_load_n(&b->v[slot], __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
 void kaio_counters_get(struct kaio_counters *out);
 void kaio_counters_reset(void);
 
