@@ -119,7 +119,8 @@ static void get_fns(const OSSL_DISPATCH *d, struct fns *f)
 /* ---- the cheap checks kcapi-aio keeps in front ---- */
 
 /* Inlined: it runs on every record. */
-static inline __attribute__((always_inline)) int check_io(const FWD_CTX *c, const unsigned char *out, const unsigned char *in, size_t inl)
+static inline __attribute__((always_inline)) int check_io(const FWD_CTX *c, const unsigned char *out,
+                                                          const unsigned char *in, size_t inl)
 {
     if (inl == 0)
         return 1;
@@ -296,7 +297,7 @@ static inline __attribute__((always_inline)) void count_op(FWD_CTX *c, size_t by
 }
 
 /* Counts what one data call did: one operation per call that produced output (GCM: per message). */
-static inline __attribute__((always_inline)) void count_data(FWD_CTX *c, int ok, const unsigned char *out, const unsigned char *in,
+static void count_data(FWD_CTX *c, int ok, const unsigned char *out, const unsigned char *in,
                        size_t inl, size_t outl)
 {
     if (c->a->mode == KAIO_GCM) {
