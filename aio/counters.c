@@ -158,14 +158,6 @@ void kaio_count_fallback(enum kaio_reason r, uint64_t n)
         add(FB((unsigned)r), n);
 }
 
-void kaio_count_software(uint64_t bytes, enum kaio_reason why)
-{
-    kaio_count(KAIO_C_OPS_SOFTWARE, 1);
-    kaio_count(KAIO_C_BATCHES_SOFTWARE, 1);
-    kaio_count(KAIO_C_BYTES_SOFTWARE, bytes);
-    kaio_count_fallback(why, 1);
-}
-
 static void sum_locked(uint64_t out[NV])
 {
     const struct kaio_count_block *b;

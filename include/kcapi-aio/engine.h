@@ -182,9 +182,6 @@ struct kaio_counters {
 
 void kaio_count(enum kaio_counter c, uint64_t n);
 void kaio_count_fallback(enum kaio_reason r, uint64_t n);
-/* One operation run in software: ops, batches, bytes and the reason. */
-void kaio_count_software(uint64_t bytes, enum kaio_reason why);
-
 /*
  * A block of counters that one thread writes at a time (a cipher context's):
  * counting into it is a plain add on memory nobody else writes. Attached, it
