@@ -73,8 +73,8 @@ struct ka_fwd {
 typedef struct fwd_ctx {
     void *inner;       /* the default provider's context */
     OSSL_FUNC_cipher_update_fn *def_update, *def_cipher;
-    int slow;          /* not a plain CBC/CTR stream: GCM, TLS records or a pipeline */
-    int cbc;
+    int slow;          /* TLS records or a pipeline: every call looked at before and after */
+    int cbc, gcm;
     unsigned int fb;   /* the counter slot of the reason this mode runs in software */
     int enc;
     size_t lag;        /* CBC: bytes the inner context holds back (in place may trail by this) */
@@ -89,7 +89,7 @@ typedef struct fwd_ctx {
 
 static void set_slow(FWD_CTX *c)
 {
-    c->slow = c->in_pipe || c->tls || c->a->mode == KAIO_GCM;
+    c->slow = c->in_pipe || c->tls;
 }
 
 static void get_fns(const OSSL_DISPATCH *d, struct fns *f)
@@ -203,6 +203,7 @@ static void *fwd_newctx(KA_PROV *p, size_t i)
     c->def_update = a->def.update;
     c->def_cipher = a->def.cipher;
     c->cbc = a->mode == KAIO_CBC;
+    c->gcm = a->mode == KAIO_GCM;
     c->fb = KAIO_COUNT_FALLBACK(a->why);
     c->pad = 1;
     set_slow(c);
@@ -322,7 +323,7 @@ static void count_data(FWD_CTX *c, int ok, const unsigned char *out, const unsig
         c->lag = c->lag + inl - outl < KAIO_BLOCK * 2 ? c->lag + inl - outl : 0;
 }
 
-/* GCM, TLS records, pipelines: every call looked at before and after. */
+/* TLS records, pipelines: every call looked at before and after. */
 static int data_slow(FWD_CTX *c, int cipher, unsigned char *out, size_t *outl, size_t outsize,
                      const unsigned char *in, size_t inl)
 {
@@ -346,8 +347,10 @@ static inline size_t cbc_lag(const FWD_CTX *c, size_t inl)
 }
 
 /*
- * A plain CBC/CTR stream, every record: the checks and the count come first,
+ * Every record outside TLS record mode: the checks and the count come first,
  * so the call itself is the last thing done (a tail call, nothing to save).
+ * CBC/CTR count an operation per call with data, GCM one per message (its
+ * first data), with the bytes handed over.
  */
 static inline __attribute__((always_inline)) int plain_data(FWD_CTX *c, size_t inl,
                                                             const unsigned char *out,
@@ -357,6 +360,17 @@ static inline __attribute__((always_inline)) int plain_data(FWD_CTX *c, size_t i
         return 1;
     if (!check_io(c, out, in, inl))
         return 0;
+    if (c->gcm) {
+        if (in == NULL || out == NULL)
+            return 1; /* AAD, or the final through update */
+        if (!c->counted) {
+            c->counted = 1;
+            count_op(c, inl);
+        } else {
+            kaio_block_add(&c->cnt, KAIO_C_BYTES_SOFTWARE, inl);
+        }
+        return 1;
+    }
     count_op(c, inl);
     if (c->cbc)
         c->lag = cbc_lag(c, inl);
