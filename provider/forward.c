@@ -142,7 +142,12 @@ static inline __attribute__((always_inline)) int check_io(const FWD_CTX *c, cons
     return 1;
 }
 
-/* A CTR num other than 0 is refused, as OpenSSL 3.5 does (3.0 reads a stale keystream). */
+/*
+ * A CTR num other than 0 is refused, as OpenSSL 3.5 does (3.0 reads a stale
+ * keystream); the TLS record mode and padding are noted. One pass, a strcmp
+ * only where the first letter matches: set_ctx_params runs on every record
+ * of some callers.
+ */
 static int check_params(FWD_CTX *c, const OSSL_PARAM params[])
 {
     const OSSL_PARAM *p;
@@ -150,23 +155,32 @@ static int check_params(FWD_CTX *c, const OSSL_PARAM params[])
 
     if (params == NULL)
         return 1;
-    if (c->a->mode == KAIO_CTR && (p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_NUM)) != NULL
-        && (!OSSL_PARAM_get_uint(p, &u) || u != 0)) {
-        ka_raise(c->a->prov, KA_R_FAILED_TO_GET_PARAMETER, "%s", p->key);
-        return 0;
+    for (p = params; p->key != NULL; p++) {
+        switch (p->key[0]) {
+        case 'n':
+            if (c->a->mode == KAIO_CTR && strcmp(p->key, OSSL_CIPHER_PARAM_NUM) == 0
+                && (!OSSL_PARAM_get_uint(p, &u) || u != 0)) {
+                ka_raise(c->a->prov, KA_R_FAILED_TO_GET_PARAMETER, "%s", p->key);
+                return 0;
+            }
+            break;
+        case 't':
+            if (strcmp(p->key, OSSL_CIPHER_PARAM_TLS_VERSION) == 0 && OSSL_PARAM_get_uint(p, &u)) {
+                c->tls = u != 0;
+                c->lag = 0;
+            } else if (strcmp(p->key, OSSL_CIPHER_PARAM_AEAD_TLS1_AAD) == 0) {
+                c->tls = 1; /* one record per update from now on */
+                c->counted = 0;
+            }
+            break;
+        case 'p':
+            if (strcmp(p->key, OSSL_CIPHER_PARAM_PADDING) == 0 && OSSL_PARAM_get_uint(p, &u))
+                c->pad = u != 0;
+            break;
+        default:
+            break;
+        }
     }
-    if ((p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_TLS_VERSION)) != NULL
-        && OSSL_PARAM_get_uint(p, &u)) {
-        c->tls = u != 0;
-        c->lag = 0;
-    }
-    if (OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_AEAD_TLS1_AAD) != NULL) {
-        c->tls = 1;        /* one record per update from now on */
-        c->counted = 0;
-    }
-    if ((p = OSSL_PARAM_locate_const(params, OSSL_CIPHER_PARAM_PADDING)) != NULL
-        && OSSL_PARAM_get_uint(p, &u))
-        c->pad = u != 0;
     set_slow(c);
     return 1;
 }
