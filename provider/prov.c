@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 
 #include "cipher.h"
+#include "forward.h"
 #include "kcapi-aio/names.h"
 
 static OSSL_FUNC_core_get_params_fn *c_get_params;
@@ -103,9 +104,8 @@ static const OSSL_ALGORITHM ciphers[] = {
 
 static const OSSL_ALGORITHM *prov_query(void *provctx, int operation_id, int *no_cache)
 {
-    (void)provctx;
     *no_cache = 0;
-    return operation_id == OSSL_OP_CIPHER ? ciphers : NULL;
+    return operation_id == OSSL_OP_CIPHER ? ka_fwd_algorithms(provctx, ciphers) : NULL;
 }
 
 static const OSSL_PARAM prov_gettable[] = {
@@ -184,6 +184,7 @@ static void prov_teardown(void *provctx)
     for (m = 0; m < KAIO_NMODES; m++)
         for (k = 0; k < 3; k++)
             EVP_CIPHER_free(p->sw_cipher[m][k]);
+    ka_fwd_free(p);
     OSSL_PROVIDER_unload(p->sw_default);
     OSSL_LIB_CTX_free(p->sw_libctx);
     OPENSSL_free(p);
@@ -357,6 +358,10 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
                 ka_raise(p, KA_R_BACKEND, "software %s unavailable", sw_names[m][k]);
                 goto fail;
             }
+    if (!ka_fwd_new(p)) {
+        ka_raise(p, KA_R_MALLOC, NULL);
+        goto fail;
+    }
     if (!stats_registered && getenv(KCAPI_AIO_ENV_STATS) != NULL && *getenv(KCAPI_AIO_ENV_STATS) != '0') {
         /* glibc runs a module's atexit handlers at dlclose too, so this stays safe. */
         stats_registered = 1;

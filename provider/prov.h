@@ -14,6 +14,8 @@
 /* Configured backend choice (config key "backend", env KCAPI_AIO_BACKEND). */
 enum ka_backend { KA_BACKEND_AUTO = 0, KA_BACKEND_AIO, KA_BACKEND_SYNC, KA_BACKEND_SOFTWARE };
 
+struct ka_fwd;
+
 typedef struct ka_prov {
     const OSSL_CORE_HANDLE *handle;
     OSSL_LIB_CTX *sw_libctx;           /* private: libcrypto's default provider */
@@ -24,6 +26,7 @@ typedef struct ka_prov {
     unsigned int fd_budget;
     size_t kernel_min_bytes;           /* smaller records go to software */
     int cpu_drivers_kernel;            /* auto sends modes on CPU drivers to the kernel too */
+    struct ka_fwd *fwd;                /* forwarding tables of the software modes (forward.c) */
 } KA_PROV;
 
 /* Reason codes on OpenSSL's error queue (strings in prov.c). */

@@ -216,7 +216,7 @@ size_t kaio_key_run_wait(struct kaio_key *k, struct kaio_op *ops, size_t n, enum
                          const struct kaio_wait *w);
 void kaio_pending_abandon(struct kaio_pending *p);
 
-/* ---------------- counters (lock-free, process-wide) ---------------- */
+/* ---------------- counters (process-wide; each thread counts into its own slab) ---------------- */
 
 enum kaio_counter {
     KAIO_C_OPS_AIO = 0,      /* operations per path */
@@ -249,6 +249,26 @@ void kaio_count(enum kaio_counter c, uint64_t n);
 void kaio_count_fallback(enum kaio_reason r, uint64_t n);
 /* n kernel operations are outstanding at once: raises max_inflight (kernel batches only). */
 void kaio_note_inflight(uint64_t n);
+/*
+ * A block of counters that one thread writes at a time (a cipher context's):
+ * counting into it is a plain add on memory nobody else writes. Attached, it
+ * is part of every read; detached, its counts join the totals.
+ */
+#define KAIO_COUNT_SLOTS (KAIO_NCOUNTERS + KAIO_NREASONS)
+#define KAIO_COUNT_FALLBACK(r) (KAIO_NCOUNTERS + (r))
+struct kaio_count_block {
+    uint64_t v[KAIO_COUNT_SLOTS]; /* relaxed atomic load + store by the writer; any thread reads */
+    struct kaio_count_block *prev, *next;
+    int attached;
+    int thread;                            /* a thread's own block (freed with it) */
+};
+void kaio_block_attach(struct kaio_count_block *b);
+void kaio_block_detach(struct kaio_count_block *b);
+
+static inline void kaio_block_add(struct kaio_count_block *b, unsigned int slot, uint64_t n)
+{
+    __atomic_store_n(&b->v[slot], __atomic_load_n(&b->v[slot], __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
 void kaio_counters_get(struct kaio_counters *out);
 void kaio_counters_reset(void);
 

@@ -12,7 +12,9 @@
 # drift hits both. Every run's output is checked: s_time's bytes per
 # connection must be the served response, bulk bodies are compared with cmp,
 # and the kcapi-aio server's counters must cover the bytes it served.
-# Figures are medians; the ratio is kcapi-aio / default (> 1: kcapi-aio faster).
+# Figures are medians, per wall-clock second and per second of the server's
+# own CPU time (robust on a shared machine); the ratio is kcapi-aio / default
+# (> 1: kcapi-aio faster), the median of the paired runs' ratios with min-max.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -70,6 +72,9 @@ unserve() {
 }
 
 now() { date +%s.%N; }
+# srv_cpu PID: the server's CPU seconds so far (user + system): what the
+# provider changes, untouched by the time the machine's other work takes.
+srv_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"; }
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 # The response s_server -WWW sends for tiny.bin (status line, header, body).
@@ -83,52 +88,66 @@ wait "${pid[default]}" 2>/dev/null || true
 results=()
 # handshakes NAME MODE CLIENT_OPTS...: connections/s from s_time MODE (-new | -reuse).
 handshakes() {
-    local name=$1 mode=$2 v r t0 t1 out n per
+    local name=$1 mode=$2 v r t0 t1 c0 c1 out n per
     shift 2
-    declare -A vals=([default]="" [kcapi]="")
+    declare -A vals=([default]="" [kcapi]="") cpu=([default]="" [kcapi]="")
     serve default "hs-${#results[@]}"
     serve kcapi "hs-${#results[@]}"
     for ((r = 0; r < RUNS; r++)); do
         for v in default kcapi; do
+            c0=$(srv_cpu "${pid[$v]}")
             t0=$(now)
             out=$(OPENSSL_CONF=/dev/null "$OPENSSL" s_time -connect "127.0.0.1:${port[$v]}" "$mode" \
                 -time "$TIME" -www /tiny.bin "$@" 2>&1) || die "s_time ($v, $name) failed: $out"
             t1=$(now)
+            c1=$(srv_cpu "${pid[$v]}")
             read -r n per < <(sed -nE 's/^([0-9]+) connections in [0-9]+ real seconds, ([0-9]+) bytes read per connection.*/\1 \2/p' <<<"$out" | tail -n 1)
             [[ -n ${n:-} && $n -gt 0 ]] || die "s_time ($v, $name) made no connection: $out"
             # Every connection must have fetched the whole response.
             ((per == resp_len)) || die "s_time ($v, $name): $per bytes per connection, expected $resp_len"
             vals[$v]+="$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", n / (b - a)}') "
+            cpu[$v]+="$(awk -v n="$n" -v a="$c0" -v b="$c1" 'BEGIN {printf "%.1f", (b > a ? n / (b - a) : 0)}') "
         done
     done
     unserve default
     unserve kcapi
     results+=("$name|handshakes/s|${vals[default]}|${vals[kcapi]}")
+    results+=("$name|hs/srv-CPU-s|${cpu[default]}|${cpu[kcapi]}")
 }
 
 # bulk NAME CLIENT_OPTS...: MiB/s of one fetch of bulk.bin, RUNS times per server.
 bulk() {
-    local name=$1 v r t0 t1 size body ops bytes stats
+    local name=$1 v r t0 t1 c0 c1 size body ops bytes stats
     shift
-    declare -A vals=([default]="" [kcapi]="")
+    declare -A vals=([default]="" [kcapi]="") cpu=([default]="" [kcapi]="")
     size=$(stat -c %s bulk.bin)
-    serve default "bulk-${#results[@]}" "$RUNS"
-    serve kcapi "bulk-${#results[@]}" "$RUNS"
+    # One connection more than the runs: the server's CPU time is read after
+    # each run, and a last small fetch then lets it exit (printing its counters).
+    serve default "bulk-${#results[@]}" "$((RUNS + 1))"
+    serve kcapi "bulk-${#results[@]}" "$((RUNS + 1))"
     for ((r = 0; r < RUNS; r++)); do
         for v in default kcapi; do
+            c0=$(srv_cpu "${pid[$v]}")
             t0=$(now)
             printf 'GET /bulk.bin HTTP/1.0\r\n\r\n' |
                 OPENSSL_CONF=/dev/null timeout 120 "$OPENSSL" s_client -connect "127.0.0.1:${port[$v]}" \
                     -quiet "$@" >resp.bin 2>client.err || die "s_client ($v, $name) failed: $(tail -n 3 client.err)"
             t1=$(now)
+            # s_server -WWW has finished writing once the client has read everything.
+            c1=$(srv_cpu "${pid[$v]}")
             body=$(($(stat -c %s resp.bin) - size))
             if ((body <= 0)) || ! tail -c "$size" resp.bin | cmp -s - bulk.bin; then
                 die "bulk ($v, $name): the body differs from bulk.bin"
             fi
             vals[$v]+="$(awk -v m="$MIB" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", m / (b - a)}') "
+            cpu[$v]+="$(awk -v m="$MIB" -v a="$c0" -v b="$c1" 'BEGIN {printf "%.1f", (b > a ? m / (b - a) : 0)}') "
         done
     done
-    # Both servers exit after RUNS connections: the kcapi-aio one prints its counters.
+    for v in default kcapi; do
+        printf 'GET /tiny.bin HTTP/1.0\r\n\r\n' | OPENSSL_CONF=/dev/null timeout 60 "$OPENSSL" s_client \
+            -connect "127.0.0.1:${port[$v]}" -quiet "$@" >/dev/null 2>&1 || true
+    done
+    # Both servers exit after that connection: the kcapi-aio one prints its counters.
     wait "${pid[default]}" "${pid[kcapi]}" 2>/dev/null || true
     stats=srv-kcapi-bulk-${#results[@]}.err
     ops=$(tls_counter "$stats" ops_aio ops_sync ops_software)
@@ -138,6 +157,7 @@ bulk() {
     echo "  $name: kcapi-aio server counters: ops=$ops bytes=$bytes" \
         "($(grep -oE '(ops_aio|ops_sync|ops_software)=[0-9]+' "$stats" | tr '\n' ' '))" >&2
     results+=("$name|MiB/s|${vals[default]}|${vals[kcapi]}")
+    results+=("$name|MiB/srv-CPU-s|${cpu[default]}|${cpu[kcapi]}")
 }
 
 echo "bench-tls: $("$OPENSSL" version), $(nproc) CPUs, $RUNS runs, s_time ${TIME}s, bulk ${MIB} MiB" >&2
@@ -148,11 +168,15 @@ bulk "TLS1.3 AES-128-GCM" -tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256
 bulk "TLS1.3 AES-256-GCM" -tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384
 bulk "TLS1.2 AES-256-CBC-SHA384 EtM" -tls1_2 -cipher ECDHE-ECDSA-AES256-SHA384
 
-printf '\n%-32s %-13s %12s %12s %8s\n' "suite" "metric" "default" "kcapi-aio" "ratio"
+# Medians of each side, and the ratio kcapi-aio / default run by run (the two
+# servers take turns): its median and its spread (min-max).
+printf '\n%-32s %-13s %10s %10s %8s %s\n' "suite" "metric" "default" "kcapi-aio" "ratio" "(min-max)"
 for row in "${results[@]}"; do
     IFS='|' read -r name metric dv kv <<<"$row"
     dm=$(tr ' ' '\n' <<<"$dv" | grep . | median)
     km=$(tr ' ' '\n' <<<"$kv" | grep . | median)
-    printf '%-32s %-13s %12.1f %12.1f %8.3f\n' "$name" "$metric" "$dm" "$km" \
-        "$(awk -v a="$km" -v b="$dm" 'BEGIN {print (b > 0) ? a / b : 0}')"
+    ratios=$(paste <(tr ' ' '\n' <<<"$dv" | grep .) <(tr ' ' '\n' <<<"$kv" | grep .) |
+        awk '$1 > 0 { printf "%.4f\n", $2 / $1 }' | sort -g)
+    printf '%-32s %-13s %10.1f %10.1f %8.3f (%.3f-%.3f)\n' "$name" "$metric" "$dm" "$km" \
+        "$(median <<<"$ratios")" "$(head -n1 <<<"$ratios")" "$(tail -n1 <<<"$ratios")"
 done
