@@ -219,6 +219,48 @@ static const char *summary(double *v, int n, char *buf, size_t size)
     return buf;
 }
 
+/* The table's first line: one column per record size. */
+static void print_head(const size_t *sizes, int nsizes)
+{
+    int si;
+
+    printf("%-22s", "cipher");
+    for (si = 0; si < nsizes; si++)
+        printf(" %18zu B", sizes[si]);
+    printf("\n");
+}
+
+/* Both providers' cipher of a job (kcapi-aio's must really be kcapi-aio's); prints the row label. */
+static void fetch_job(OSSL_LIB_CTX *lc_ours, OSSL_LIB_CTX *lc_ref, const struct job *j, EVP_CIPHER **ours,
+                      EVP_CIPHER **ref)
+{
+    char label[32];
+
+    *ours = EVP_CIPHER_fetch(lc_ours, j->cipher, "provider=kcapi-aio");
+    *ref = EVP_CIPHER_fetch(lc_ref, j->cipher, NULL);
+    if (*ours == NULL || *ref == NULL)
+        die(j->cipher);
+    if (strcmp(OSSL_PROVIDER_get0_name(EVP_CIPHER_get0_provider(*ours)), "kcapi-aio") != 0)
+        die("the fetched cipher is not kcapi-aio's");
+    snprintf(label, sizeof(label), "%s %s", j->cipher, j->enc ? "encrypt" : "decrypt");
+    printf("%-22s", label);
+    fflush(stdout);
+}
+
+/* Records per run: fixed, or about `seconds` per side and run, from a short trial on ref. */
+static long records_per_run(EVP_CIPHER *ref, const struct job *j, size_t len, long fixed, double seconds,
+                            struct result *rr)
+{
+    long n = fixed;
+
+    if (n <= 0) {
+        run_side(ref, j, len, 200, rr);
+        n = (long)(seconds * 200 / (rr->secs > 1e-7 ? rr->secs : 1e-7));
+        n = n < 200 ? 200 : n;
+    }
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     size_t sizes[MAXSIZES] = { 64, 1024, 16384 };
@@ -272,37 +314,23 @@ int main(int argc, char **argv)
 
     printf("kcapi-aio / default, records/s ratio (> 1: kcapi-aio faster), median (min-max) of %d paired runs, "
            "%s time\n", runs, clock_id == CLOCK_MONOTONIC ? "wall" : "CPU");
-    printf("%-22s", "cipher");
-    for (si = 0; si < nsizes; si++)
-        printf(" %18zu B", sizes[si]);
-    printf("\n");
+    print_head(sizes, nsizes);
     for (ji = 0; ji < NJOBS; ji++) {
         const struct job *j = &jobs[ji];
-        EVP_CIPHER *ours = EVP_CIPHER_fetch(lc_ours, j->cipher, "provider=kcapi-aio");
-        EVP_CIPHER *ref = EVP_CIPHER_fetch(lc_ref, j->cipher, NULL);
-        char label[32], sbuf[64];
+        EVP_CIPHER *ours, *ref;
+        char sbuf[64];
 
-        if (ours == NULL || ref == NULL)
-            die(j->cipher);
-        if (strcmp(OSSL_PROVIDER_get0_name(EVP_CIPHER_get0_provider(ours)), "kcapi-aio") != 0)
-            die("the fetched cipher is not kcapi-aio's");
-        snprintf(label, sizeof(label), "%s %s", j->cipher, j->enc ? "encrypt" : "decrypt");
-        printf("%-22s", label);
-        fflush(stdout);
+        fetch_job(lc_ours, lc_ref, j, &ours, &ref);
         for (si = 0; si < nsizes; si++) {
             size_t len = sizes[si];
             struct result rr = { malloc(len + 16), { 0 }, 0 }, ro = { malloc(len + 16), { 0 }, 0 };
             double ratio[MAXRUNS];
-            long n = fixed;
+            long n;
             int r;
 
             if (rr.buf == NULL || ro.buf == NULL)
                 die("memory");
-            if (n <= 0) { /* about `seconds` per side and run, from a short trial */
-                run_side(ref, j, len, 200, &rr);
-                n = (long)(seconds * 200 / (rr.secs > 1e-7 ? rr.secs : 1e-7));
-                n = n < 200 ? 200 : n;
-            }
+            n = records_per_run(ref, j, len, fixed, seconds, &rr);
             for (r = 0; r < runs; r++) {
                 if (r % 2 == 0) {
                     run_side(ref, j, len, n, &rr);
@@ -328,35 +356,23 @@ int main(int argc, char **argv)
         printf("\n%d threads side by side: kcapi-aio's scaling / default's, scaling = rate per thread "
                "with %d threads / rate of one thread alone, median (min-max) of %d paired runs\n", nthr, nthr,
                runs);
-        printf("%-22s", "cipher");
-        for (si = 0; si < nsizes; si++)
-            printf(" %18zu B", sizes[si]);
-        printf("\n");
+        print_head(sizes, nsizes);
         for (ji = 0; ji < NJOBS; ji++) {
             const struct job *j = &jobs[ji];
-            EVP_CIPHER *ours = EVP_CIPHER_fetch(lc_ours, j->cipher, "provider=kcapi-aio");
-            EVP_CIPHER *ref = EVP_CIPHER_fetch(lc_ref, j->cipher, NULL);
-            char label[32], sbuf[64];
+            EVP_CIPHER *ours, *ref;
+            char sbuf[64];
 
-            if (ours == NULL || ref == NULL)
-                die(j->cipher);
-            snprintf(label, sizeof(label), "%s %s", j->cipher, j->enc ? "encrypt" : "decrypt");
-            printf("%-22s", label);
-            fflush(stdout);
+            fetch_job(lc_ours, lc_ref, j, &ours, &ref);
             for (si = 0; si < nsizes; si++) {
                 size_t len = sizes[si];
                 struct result rr = { malloc(len + 16), { 0 }, 0 }, ro = { malloc(len + 16), { 0 }, 0 };
                 double ror[MAXRUNS];
-                long n = fixed;
+                long n;
                 int r;
 
                 if (rr.buf == NULL || ro.buf == NULL)
                     die("memory");
-                if (n <= 0) {
-                    run_side(ref, j, len, 200, &rr);
-                    n = (long)(seconds * 200 / (rr.secs > 1e-7 ? rr.secs : 1e-7));
-                    n = n < 200 ? 200 : n;
-                }
+                n = records_per_run(ref, j, len, fixed, seconds, &rr);
                 for (r = 0; r < runs; r++) {
                     double d1, o1, dt, ot;
 
