@@ -34,7 +34,7 @@ package() {
   local dir=$1; shift
   rm -rf "$dir"
   cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "$dir" -j "$jobs" >/dev/null
+  cmake --build "$dir" -j "$jobs" --target deb-files >/dev/null
   (cd "$dir" && cpack -G DEB >/dev/null)
   ls "$dir"/${pkg}_*.deb
 }
