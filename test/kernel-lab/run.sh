@@ -132,7 +132,12 @@ prepare_tests() {
   for s in default no-gcm no-aio device; do
     [[ -n $scenario && $s != "$scenario" ]] && continue
     awk -v s="$s" -v has35="$has35" -v only35="$only35" '!/^[[:space:]]*(#|$)/ && ((!only35 && ($1 == s || $1 == "all")) || (has35 && $1 == s "/3.5") || (!has35 && $1 == s "/3.0")) { $1 = ""; sub(/^ +/, ""); print }' \
-      "$list" | fill_placeholders >"$dir/$s.list"
+      "$list" | fill_placeholders |
+      # KLAB_KERNELS=A,B: only on those kernel series (a scenario left empty is not booted).
+      awk -v k="$series" '{ for (i = 1; i < NF; i++) if ($i ~ /^KLAB_KERNELS=/) {
+               n = split(substr($i, 14), ks, ","); keep = 0
+               for (j = 1; j <= n; j++) if (ks[j] == k || ks[j] == "all") keep = 1
+               if (!keep) next } print }' >"$dir/$s.list"
     [[ -s $dir/$s.list ]] || rm -f "$dir/$s.list"
   done
 }
