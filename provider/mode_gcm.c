@@ -288,12 +288,18 @@ static int tls_iv_inv(GCM_CTX *c, const unsigned char *in, size_t inl)
     return 1;
 }
 
+int ka_gcm_tls_fixed_ok(size_t len, size_t ivlen)
+{
+    /* Written without len + GCM_TLS_EXPLICIT, which a huge len wraps. */
+    return len >= GCM_TLS_FIXED && len <= ivlen && ivlen - len >= GCM_TLS_EXPLICIT;
+}
+
 static int tls_iv_fixed(GCM_CTX *c, const unsigned char *iv, size_t len)
 {
     if (len == (size_t)-1) {
         memcpy(c->iv, iv, c->ivlen);
     } else {
-        if (len < GCM_TLS_FIXED || c->ivlen < len + GCM_TLS_EXPLICIT)
+        if (!ka_gcm_tls_fixed_ok(len, c->ivlen))
             return 0;
         memcpy(c->iv, iv, len);
         if (c->base.enc) {
