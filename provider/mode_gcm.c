@@ -552,6 +552,8 @@ static int gcm_get_ctx_params(void *vctx, OSSL_PARAM params[])
             ka_raise(c->base.prov, KA_R_NO_IV_SET, "no GCM IV set or generated yet");
             return 0;
         }
+        /* The size the caller gives is checked for an octet pointer too, as the
+         * default provider's GCM does: EVP_CIPHER_CTX_iv() says 16 bytes. */
         if (c->ivlen > p->data_size) {
             ka_raise(c->base.prov, KA_R_INVALID_IV_LENGTH, "IV buffer of %zu bytes, %zu needed",
                      p->data_size, c->ivlen);
