@@ -21,7 +21,8 @@
 # (default: the sum of the scenario's test limits + 300 s, which the guest cannot
 # legitimately exceed).
 # Environment: KCAPI_AIO_CACHE (cache root), KCAPI_AIO_DEBIAN_MIRROR (override the
-# mirror read from /etc/apt), KLAB_QEMU_MEM (default 1G), KLAB_NO_STRIP=1.
+# mirror read from /etc/apt), KLAB_QEMU_MEM (default 1G), KLAB_NO_STRIP=1,
+# KLAB_TIMEOUT (a -- PROGRAM's in-guest limit, default 600 s).
 set -euo pipefail
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
@@ -39,7 +40,7 @@ while (($#)); do
     --refresh) refresh=(--refresh); shift ;;
     --fetch-only) fetch_only=1; shift ;;
     --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; cmd=("$@"); break ;;
     *) klab_die "unknown argument '$1' (see --help)" ;;
   esac
@@ -117,7 +118,9 @@ prepare_tests() {
       found=$(find "$build_dir" -maxdepth 3 -path "$work_root" -prune -o -type f -perm -u+x -name "$prog" -print 2>/dev/null | head -n1)
       if [[ -n $found ]]; then prog=$found; extras+=(--extra "$found"); fi
     fi
-    echo "command $prog ${cmd[*]:1}" >"$dir/${scenario:-default}.list"
+    # KLAB_TIMEOUT=SECS in the environment: the command's in-guest limit, as in the lists.
+    [[ ${KLAB_TIMEOUT:-600} =~ ^[0-9]+$ ]] || klab_die "KLAB_TIMEOUT '$KLAB_TIMEOUT' is not a number of seconds"
+    echo "command KLAB_TIMEOUT=${KLAB_TIMEOUT:-600} $prog ${cmd[*]:1}" >"$dir/${scenario:-default}.list"
     return
   fi
   [[ -f $list ]] || klab_die "test list $list not found"
