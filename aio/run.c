@@ -181,6 +181,7 @@ struct batch {
     size_t nready;           /* of those, reaped (by anyone) */
     int foreign;             /* counted in a->foreign */
     int abandoned;
+    int jobs_heap;           /* jobs was malloc'd (a batch that may pause) */
     unsigned gen;            /* fork generation its reads went out in */
     int forked;              /* resumed in a forked child: its key and context are the parent's */
     unsigned char *bounce;   /* where the kernel writes while the job may pause */
@@ -1049,11 +1050,10 @@ static void setup_job(struct kaio_key *k, struct job *j, struct kaio_op *op)
 }
 
 static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path,
-                        const struct kaio_wait *wait)
+                        const struct kaio_wait *wait, struct job *jobs)
 {
-    struct job jobs[KAIO_MAX_BATCH];
     struct job *w[KAIO_MAX_BATCH];
-    struct batch b = { .k = k, .jobs = jobs, .n = n };
+    struct batch b = { .k = k, .jobs = jobs, .n = n, .jobs_heap = wait != NULL };
     unsigned char aad_stack[512];
     struct aio_tls *a = NULL;
     size_t i, maxaad = 0, not_done = 0, torun = 0;
@@ -1175,6 +1175,39 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
     return not_done;
 }
 
+/* Outside a job: the records' state on the caller's stack. */
+__attribute__((noinline)) static size_t run_slice_stack(struct kaio_key *k, struct kaio_op *ops,
+                                                        size_t n, enum kaio_path path)
+{
+    struct job jobs[KAIO_MAX_BATCH];
+
+    return run_slice(k, ops, n, path, NULL, jobs);
+}
+
+/*
+ * An OpenSSL ASYNC job runs on a stack of its own (32 KiB), under libssl's
+ * frames: a batch that may pause keeps its records' state (about 14 KiB for
+ * a full batch) on the heap. Freed here, or by kaio_pending_abandon.
+ */
+static size_t run_slice_heap(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path,
+                             const struct kaio_wait *wait)
+{
+    struct job *jobs = kaio_sys_malloc(n * sizeof(*jobs));
+    size_t i, r;
+
+    if (jobs == NULL) {
+        for (i = 0; i < n; i++) {
+            ops[i].status = KAIO_NOT_RUN;
+            ops[i].reason = KAIO_R_KERNEL_ERROR;
+            ops[i].err = ENOMEM;
+        }
+        return n;
+    }
+    r = run_slice(k, ops, n, path, wait, jobs);
+    free(jobs);
+    return r;
+}
+
 size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path)
 {
     return kaio_key_run_wait(k, ops, n, path, NULL);
@@ -1192,7 +1225,8 @@ size_t kaio_key_run_wait(struct kaio_key *k, struct kaio_op *ops, size_t n, enum
     while (done < n) {
         size_t m = n - done < KAIO_MAX_BATCH ? n - done : KAIO_MAX_BATCH;
 
-        not_run += run_slice(k, ops + done, m, path, w);
+        not_run += w != NULL ? run_slice_heap(k, ops + done, m, path, w)
+                             : run_slice_stack(k, ops + done, m, path);
         done += m;
     }
     pthread_mutex_unlock(&k->lock);
@@ -1232,6 +1266,9 @@ void kaio_pending_abandon(struct kaio_pending *p)
     b->outstanding = b->nready = 0;
     free(b->bounce);
     b->bounce = NULL;
+    if (b->jobs_heap)
+        free(b->jobs); /* the job never comes back to free them */
+    b->jobs_heap = 0;
     if (b->aad_heap)
         free(b->aad_sink);
     b->aad_heap = 0;

@@ -157,13 +157,14 @@ struct suite {
     int tls13;
     const char *ciphers;
     int etm;
+    int on_device;           /* the lab's device serves it (CBC); GCM runs in software there */
 };
 
 static const struct suite suites[] = {
-    { "TLS 1.2 AES-256-CBC-SHA384 EtM", 0, "ECDHE-ECDSA-AES256-SHA384", 1 },
-    { "TLS 1.2 AES-256-CBC-SHA384 MtE", 0, "ECDHE-ECDSA-AES256-SHA384", 0 },
-    { "TLS 1.2 AES-128-GCM", 0, "ECDHE-ECDSA-AES128-GCM-SHA256", 1 },
-    { "TLS 1.3 AES-256-GCM", 1, "TLS_AES_256_GCM_SHA384", 1 },
+    { "TLS 1.2 AES-256-CBC-SHA384 EtM", 0, "ECDHE-ECDSA-AES256-SHA384", 1, 1 },
+    { "TLS 1.2 AES-256-CBC-SHA384 MtE", 0, "ECDHE-ECDSA-AES256-SHA384", 0, 1 },
+    { "TLS 1.2 AES-128-GCM", 0, "ECDHE-ECDSA-AES128-GCM-SHA256", 1, 0 },
+    { "TLS 1.3 AES-256-GCM", 1, "TLS_AES_256_GCM_SHA384", 1, 0 },
 };
 
 static SSL_CTX *make_ctx(const struct env *e, const struct suite *su, int server)
@@ -510,45 +511,40 @@ static void run_suite(const struct env *e, const struct suite *su, struct stats 
     SSL_CTX_free(cctx);
 }
 
+/* One suite per test: Check runs each in its own process, so each loads the
+ * provider and gets the lab's fault rule afresh. */
 START_TEST(dying_connections)
 {
+    const struct suite *su = &suites[_i];
     struct env e;
     struct stats st = { 0 };
-    size_t fds0, fds1, i;
-    uint64_t pauses, abandoned, reads, ended;
+    size_t fds0, fds1;
+    uint64_t ops0, pauses, abandoned, reads, ended;
 
     signal(SIGPIPE, SIG_IGN);
     fds0 = open_fds();
     env_init(&e);
-    for (i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
-        struct stats s = { 0 };
-        uint64_t ops0 = ops(&e);
-
-        run_suite(&e, &suites[i], &s);
-        /* The server's records went through kcapi-aio. */
-        ck_assert_uint_ge(ops(&e) - ops0, NCONN);
-        printf("%s: %zu rounds, %zu kills (%zu while paused), %zu pauses\n", suites[i].name,
-               s.rounds, s.kills, s.paused_kills, s.pauses_seen);
-        st.kills += s.kills;
-        st.paused_kills += s.paused_kills;
-        st.pauses_seen += s.pauses_seen;
-    }
+    ops0 = ops(&e);
+    run_suite(&e, su, &st);
+    /* The server's records went through kcapi-aio. */
+    ck_assert_uint_ge(ops(&e) - ops0, NCONN);
     pauses = counter(&e, "async_pauses");
     abandoned = counter(&e, "async_abandoned");
     reads = counter(&e, "aio_reads");
     ended = counter(&e, "aio_reads_ended");
-    printf("async_pauses=%llu async_abandoned=%llu aio_reads=%llu aio_reads_ended=%llu\n",
-           (unsigned long long)pauses, (unsigned long long)abandoned, (unsigned long long)reads,
-           (unsigned long long)ended);
+    printf("%s: %zu rounds, %zu kills (%zu while paused); async_pauses=%llu async_abandoned=%llu "
+           "aio_reads=%llu aio_reads_ended=%llu\n",
+           su->name, st.rounds, st.kills, st.paused_kills, (unsigned long long)pauses,
+           (unsigned long long)abandoned, (unsigned long long)reads, (unsigned long long)ended);
     env_free(&e);
     ck_assert_uint_gt(st.kills, 0);
     /* No AIO slot held: every read submitted was reaped or waited out. */
     ck_assert_uint_eq(reads, ended);
-    if (expect_pause()) {
+    if (expect_pause() && su->on_device) {
         ck_assert_uint_gt(pauses, 0);
         ck_assert_uint_gt(st.paused_kills, 0);
         ck_assert_uint_gt(abandoned, 0);
-    } else {
+    } else if (!expect_pause()) {
         ck_assert_uint_eq(pauses, 0);
         ck_assert_uint_eq(st.pauses_seen, 0);
     }
@@ -567,7 +563,7 @@ int main(void)
     int failed;
 
     tu_seed();
-    tcase_add_test(tc, dying_connections);
+    tcase_add_loop_test(tc, dying_connections, 0, (int)(sizeof(suites) / sizeof(suites[0])));
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
