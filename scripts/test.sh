@@ -9,7 +9,8 @@
 #   4. the host tests once more under AddressSanitizer + UndefinedBehaviorSanitizer;
 #      then the fuzz build (clang, libFuzzer, ASan+UBSan, against 3.5 unless --no-35):
 #      a count-bounded differential fuzz session and every allocation failing in
-#      turn, on the host and in the kernel lab (6.12, aio and sync);
+#      turn, on the host and in the kernel lab (6.12, aio and sync), and in the lab's
+#      device scenario (6.12) the ASYNC job tests, dying connections included;
 #   5. the arm64 cross build (cmake/aarch64-linux-gnu.cmake), everything, warnings as errors,
 #      and the kernel lab on trixie's arm64 6.12 under qemu-system-aarch64 (default scenario);
 #   6. the Debian packages (scripts/deb-check.sh): amd64 built, installed, used and purged;
@@ -89,11 +90,15 @@ if ((asan)); then
   ((o35)) && fuzz_args=(-DKCAPI_AIO_OPENSSL_PREFIX="$prefix")
   CC=clang-14 cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DKCAPI_AIO_FUZZ=ON "${fuzz_args[@]}" >/dev/null
-  cmake --build "$top/build-fuzz" -j "$jobs" --target fuzz_evp test_allocfail klab-afalg-check >/dev/null
+  cmake --build "$top/build-fuzz" -j "$jobs" --target fuzz_evp test_allocfail klab-afalg-check \
+    test_async test_async_conns >/dev/null
   suite "$top/build-fuzz" fuzz
   if ((lab)); then
     echo "== kernel lab 6.12: test/fuzz/guest-tests.list on build-fuzz"
     "$top/test/kernel-lab/run.sh" --build-dir "$top/build-fuzz" --kernel 6.12 --scenario default \
+      --list "$top/test/fuzz/guest-tests.list"
+    echo "== kernel lab 6.12 device: ASYNC jobs and dying connections under ASan (build-fuzz)"
+    "$top/test/kernel-lab/run.sh" --build-dir "$top/build-fuzz" --kernel 6.12 --scenario device \
       --list "$top/test/fuzz/guest-tests.list"
   fi
 fi
