@@ -54,8 +54,12 @@ for k in "${kernels[@]}"; do
   else klab_need qemu-system-x86_64:qemu-system-x86 busybox:busybox-static; fi
 done
 
+# Debian's HAProxy (amd64) for the async-server tests, unpacked into the cache.
+has_amd64=0
+for k in "${kernels[@]}"; do [[ $(klab_arch "$k") == amd64 ]] && has_amd64=1; done
 if ((fetch_only)); then
   "$klab_dir/fetch-kernels.sh" "${refresh[@]}" "${kernels[@]}"
+  if ((has_amd64)); then "$klab_dir/fetch-haproxy.sh" "${refresh[@]}" >/dev/null; fi
   exit 0
 fi
 
@@ -90,6 +94,11 @@ fill_placeholders() {
     printf '%s\n' "$line"
   done
 }
+
+# HAPROXY_ROOT: fetched only when a list names it and an amd64 kernel boots.
+if ((has_amd64)) && grep -qs '@HAPROXY_ROOT@' "$list" "$klab_dir/guest-files.list"; then
+  placeholder[HAPROXY_ROOT]=$("$klab_dir/fetch-haproxy.sh" "${refresh[@]}") || klab_die "no haproxy (fetch-haproxy.sh)"
+fi
 
 # Host paths the guest also needs (guest-files.list), e.g. test vectors.
 extras=()
