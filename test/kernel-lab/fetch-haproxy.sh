@@ -23,8 +23,13 @@ klab_need apt-get:apt dpkg-deb:dpkg
 pkgs=(haproxy liblua5.3-0 libopentracing-c-wrapper0 libopentracing1)
 rm -rf "$dir"
 mkdir -p "$dir/debs" "$root"
-(cd "$dir/debs" && apt-get download -q "${pkgs[@]}" >&2) ||
-  klab_die "apt-get download ${pkgs[*]} failed (mirror unreachable? run apt-get update)"
+# A fresh machine may have no package lists yet: read them once and try again.
+if ! (cd "$dir/debs" && apt-get download -q "${pkgs[@]}" >&2); then
+  klab_log "apt-get download failed; apt-get update, then once more"
+  apt-get update -qq >&2 || true
+  (cd "$dir/debs" && apt-get download -q "${pkgs[@]}" >&2) ||
+    klab_die "apt-get download ${pkgs[*]} failed (mirror unreachable?)"
+fi
 for d in "$dir"/debs/*.deb; do dpkg-deb -x "$d" "$root"; done
 # Documentation, unit files and init scripts are of no use in the guest.
 rm -rf "$root/usr/share" "$root/lib/systemd" "$root/etc/init.d" "$root/etc/logrotate.d" "$root/etc/rsyslog.d"

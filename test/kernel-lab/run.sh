@@ -5,7 +5,7 @@
 #          [--timeout SECS] [--refresh] [--keep]                 run the test list
 #   run.sh [--kernel K] [--scenario S] [--build-dir DIR] -- PROGRAM [ARGS...]
 #                                                                run one command in the guest
-#   run.sh --fetch-only [--kernel K] [--refresh]                 only fill the kernel cache
+#   run.sh --fetch-only [--kernel K] [--refresh]                 only fill the kernel cache (and HAProxy's)
 #
 # Scenarios: default (all AF_ALG modules), no-gcm (gcm(aes) absent), no-aio
 # (fs.aio-max-nr = 0), device (a virtio-crypto device serves cbc(aes), no AES-NI).
