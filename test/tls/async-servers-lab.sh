@@ -30,15 +30,21 @@
 #                      their AIO completes inside io_submit); any: only the bytes
 #   ASYNC_LAB_KERNELS  lab kernel series to run on ("6.12" default, a list, or "all")
 #   ASYNC_LAB_CLIENTS  concurrent clients (16), ASYNC_LAB_KIB size of each file (64)
-#   BENCH_PAIRS (5), BENCH_SUITES (etm,mte): bench mode, per server kind and suite,
+#   BENCH_PAIRS (5), BENCH_SUITES (etm+mte): bench mode, per server kind and suite,
 #                      BENCH_PAIRS alternating async / non-async runs
 #   ASYNC_LAB_HAPROXY_LOAD  conf (default): HAProxy reads kcapi-aio.cnf through
 #                      OPENSSL_CONF; keywords: its ssl-provider-path, ssl-provider and
 #                      ssl-propquery keywords load kcapi-aio (then OpenSSL's DRBG, an
 #                      AES-256-CTR user, also fetches from kcapi-aio: kcapi-aio.cnf's
 #                      random section keeps it on default)
-#   KCAPI_AIO_FAULT    passed to the servers only (e.g. peek=EAGAIN:1:1: a look for a
+#   KCAPI_AIO_FAULT    passed to s_server only (e.g. peek=EAGAIN:1:1: a look for a
 #                      completion misses once, as on a device slower than TCG's)
+#   ASYNC_LAB_FAULT_HAPROXY=1  HAProxy gets it too. Known to crash HAProxy 2.6: all
+#                      paused jobs of a thread register the same eventfd, and HAProxy
+#                      inserts each job's async fd into its fd table as that
+#                      connection's own (fd_insert stops the process with "bug
+#                      condition fdtab[fd].owner != NULL" when two connections' jobs
+#                      are paused at once)
 # shellcheck shell=sh
 
 mode=${1:-}
@@ -63,6 +69,8 @@ KIB=${ASYNC_LAB_KIB:-64}
 HALOAD=${ASYNC_LAB_HAPROXY_LOAD:-conf}
 case $HALOAD in conf|keywords) ;; *) echo "FAIL: ASYNC_LAB_HAPROXY_LOAD is conf or keywords"; exit 1 ;; esac
 FAULT=${KCAPI_AIO_FAULT:-}
+HAFAULT=
+[ "${ASYNC_LAB_FAULT_HAPROXY:-0}" = 1 ] && HAFAULT=$FAULT
 unset KCAPI_AIO_FAULT # servers only, never the clients or the setup
 
 MODDIR=${KCAPI_AIO_MODULE_DIR:-$PWD}
@@ -94,7 +102,7 @@ export OPENSSL_MODULES="$MODDIR"
 conf=$work/kcapi.cnf
 out=$(OPENSSL_CONF=$conf "$OPENSSL" list -providers 2>&1)
 printf '%s\n' "$out" | grep -q kcapi-aio || { printf '%s\n' "$out"; die "$conf does not load kcapi-aio"; }
-note "$("$OPENSSL" version), kernel $(uname -r), $(nproc) CPU(s), expect=$EXPECT, $CLIENTS clients x $KIB KiB${FAULT:+, fault rule $FAULT}"
+note "$("$OPENSSL" version), kernel $(uname -r), $(nproc) CPU(s), expect=$EXPECT, $CLIENTS clients x $KIB KiB${FAULT:+, s_server's fault rule $FAULT}${HAFAULT:+ (HAProxy's too)}"
 if [ -x "$MODDIR/kcapi-aio-info" ]; then
     "$MODDIR/kcapi-aio-info" --provider-path "$MODDIR" 2>&1 | grep -E '^[a-z]+\(aes\)' | sed 's/^/   info: /'
 fi
@@ -180,7 +188,7 @@ start_haproxy() {
     _c=/dev/null
     [ "$HALOAD" = conf ] && _c=$conf
     env LD_LIBRARY_PATH="$HAROOT/usr/lib/x86_64-linux-gnu" KCAPI_AIO_STATS=1 OPENSSL_CONF="$_c" \
-        ${FAULT:+KCAPI_AIO_FAULT=$FAULT} "$HAPROXY" -db -f haproxy.cfg </dev/null >srv.out 2>srv.err &
+        ${HAFAULT:+KCAPI_AIO_FAULT=$HAFAULT} "$HAPROXY" -db -f haproxy.cfg </dev/null >srv.out 2>srv.err &
     srv_pid=$!
     pids="$pids $srv_pid"
     wait_listen "$srv_pid" || { cat srv.out srv.err; die "haproxy did not start"; }
@@ -216,21 +224,23 @@ suite_opts() {
         etm) echo "-tls1_2 -cipher ECDHE-ECDSA-AES256-SHA384" ;;
         mte) echo "-tls1_2 -no_etm -cipher ECDHE-ECDSA-AES256-SHA384" ;;
         gcm) echo "-tls1_2 -cipher ECDHE-ECDSA-AES256-GCM-SHA384" ;;
-        *) die "unknown suite '$1'" ;;
+        *) echo "unknown suite '$1'"; return 1 ;;
     esac
 }
 
-# clients SUITE: $CLIENTS s_client processes at once, client i fetches f$i.bin;
-# sets ok (bodies equal to their originals) and secs (first start to last end).
+# clients SUITES: $CLIENTS s_client processes at once, client i fetches f$i.bin
+# with suite i mod n of SUITES (s1+s2+...); sets ok (bodies equal to their
+# originals) and secs (first start to last end).
 clients() {
-    # shellcheck disable=SC2046 # option list
-    set -- $(suite_opts "$1")
+    _n=$(echo "$1" | awk -F+ '{ print NF }')
     _t0=$(now)
     _i=0 _cp=
     while [ $_i -lt "$CLIENTS" ]; do
+        _o=$(suite_opts "$(echo "$1" | cut -d+ -f$((_i % _n + 1)))") || die "$_o"
+        # shellcheck disable=SC2086 # an option list
         printf 'GET /f%s.bin HTTP/1.0\r\n\r\n' $_i |
             timeout 240 env OPENSSL_CONF=/dev/null "$OPENSSL" s_client -connect "127.0.0.1:$port" \
-                -quiet -CAfile cert.pem -verify_return_error "$@" >"c$_i.resp" 2>"c$_i.err" &
+                -quiet -CAfile cert.pem -verify_return_error $_o >"c$_i.resp" 2>"c$_i.err" &
         _cp="$_cp $!"
         _i=$((_i + 1))
     done
@@ -334,10 +344,10 @@ run_bench() {
     mib=$(awk -v c="$CLIENTS" -v k="$KIB" 'BEGIN { printf "%.4f", c * k / 1024 }')
     : >results
     for kind in s_server haproxy; do
-        for suite in $(echo "${BENCH_SUITES:-etm,mte}" | tr ',' ' '); do
-            _p=0 ratios= av= sv= acnt= scnt=
-            while [ $_p -lt "$pairs" ]; do
-                if [ $((_p % 2)) -eq 0 ]; then order="1 0"; else order="0 1"; fi
+        for suite in $(echo "${BENCH_SUITES:-etm+mte}" | tr "," " "); do
+            pair=0 ratios= av= sv= acnt= scnt=
+            while [ $pair -lt "$pairs" ]; do
+                if [ $((pair % 2)) -eq 0 ]; then order="1 0"; else order="0 1"; fi
                 for a in $order; do
                     run "$kind" "$a" "$suite"
                     [ "$ok" -eq "$CLIENTS" ] || die "bench: bytes wrong, see above"
@@ -346,7 +356,7 @@ run_bench() {
                 done
                 av="$av $ar" sv="$sv $sr"
                 ratios="$ratios $(awk -v a="$ar" -v s="$sr" 'BEGIN { printf "%.3f", a / s }')"
-                _p=$((_p + 1))
+                pair=$((pair + 1))
             done
             # shellcheck disable=SC2086
             echo "$kind|$suite|$(printf '%s\n' $ratios | median)|$(printf '%s\n' $ratios | sort -n | head -n 1)|$(printf '%s\n' $ratios | sort -n | tail -n 1)|$(printf '%s\n' $av | median)|$(printf '%s\n' $sv | median)|$ratios" >>results
