@@ -31,8 +31,8 @@ if ! (cd "$dir/debs" && apt-get download -q "${pkgs[@]}" >&2); then
     klab_die "apt-get download ${pkgs[*]} failed (mirror unreachable?)"
 fi
 for d in "$dir"/debs/*.deb; do dpkg-deb -x "$d" "$root"; done
-# Documentation, unit files and init scripts are of no use in the guest.
-rm -rf "$root/usr/share" "$root/lib/systemd" "$root/etc/init.d" "$root/etc/logrotate.d" "$root/etc/rsyslog.d"
+# Documentation, configuration, unit files and halog are of no use in the guest.
+(cd "$root" && rm -rf usr/share lib/systemd etc usr/bin usr/sbin/halog)
 [[ -x $root/usr/sbin/haproxy ]] || klab_die "no usr/sbin/haproxy in the haproxy package"
 (cd "$dir/debs" && ls) >"$dir/packages"
 rm -rf "$dir/debs"

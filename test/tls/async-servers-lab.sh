@@ -102,7 +102,7 @@ export OPENSSL_MODULES="$MODDIR"
 conf=$work/kcapi.cnf
 out=$(OPENSSL_CONF=$conf "$OPENSSL" list -providers 2>&1)
 printf '%s\n' "$out" | grep -q kcapi-aio || { printf '%s\n' "$out"; die "$conf does not load kcapi-aio"; }
-note "$("$OPENSSL" version), kernel $(uname -r), $(nproc) CPU(s), expect=$EXPECT, $CLIENTS clients x $KIB KiB${FAULT:+, s_server's fault rule $FAULT}${HAFAULT:+ (HAProxy's too)}"
+note "$("$OPENSSL" version), kernel $(uname -r), $(nproc) CPU(s), expect=$EXPECT, $CLIENTS clients x $KIB KiB${FAULT:+, fault rule for s_server: $FAULT}${HAFAULT:+ (and HAProxy)}"
 if [ -x "$MODDIR/kcapi-aio-info" ]; then
     "$MODDIR/kcapi-aio-info" --provider-path "$MODDIR" 2>&1 | grep -E '^[a-z]+\(aes\)' | sed 's/^/   info: /'
 fi
@@ -345,7 +345,7 @@ run_bench() {
     : >results
     for kind in s_server haproxy; do
         for suite in $(echo "${BENCH_SUITES:-etm+mte}" | tr "," " "); do
-            pair=0 ratios= av= sv= acnt= scnt=
+            pair=0 ratios='' av='' sv='' acnt='' scnt=''
             while [ $pair -lt "$pairs" ]; do
                 if [ $((pair % 2)) -eq 0 ]; then order="1 0"; else order="0 1"; fi
                 for a in $order; do
