@@ -127,6 +127,15 @@ port=4433
 listening() {
     awk -v want="$(printf '0100007F:%04X' "$port")" '$2 == want && $4 == "0A" { f = 1 } END { exit !f }' /proc/net/tcp
 }
+# next_port: the next port after $port that nothing listens on (a host run shares
+# its loopback with other programs).
+next_port() {
+    port=$((port + 1))
+    while cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+        awk -v p="$(printf ':%04X' "$port")" 'substr($2, length($2) - 4) == p && $4 == "0A" { f = 1 } END { exit !f }'; do
+        port=$((port + 1))
+    done
+}
 # wait_listen PID: until the server listens on $port.
 wait_listen() {
     _i=0
@@ -141,7 +150,7 @@ wait_listen() {
 
 # start_sserver ASYNC(0|1): s_server -WWW over www/, ends after $CLIENTS connections.
 start_sserver() {
-    port=$((port + 1))
+    next_port
     _a=
     [ "$1" = 1 ] && _a=-async
     (cd www && exec env KCAPI_AIO_STATS=1 ${FAULT:+KCAPI_AIO_FAULT=$FAULT} OPENSSL_CONF="$conf" \
@@ -157,11 +166,16 @@ httpd_pid=
 start_haproxy() {
     [ -x "$HAPROXY" ] || die "no haproxy at '$HAPROXY' (test/kernel-lab/fetch-haproxy.sh, @HAPROXY_ROOT@)"
     if [ -z "$httpd_pid" ]; then
-        busybox httpd -f -p 127.0.0.1:8080 -h "$work/www" &
+        _p=$port
+        port=8079
+        next_port
+        hport=$port
+        port=$_p
+        busybox httpd -f -p "127.0.0.1:$hport" -h "$work/www" &
         httpd_pid=$!
         pids="$pids $httpd_pid"
     fi
-    port=$((port + 1))
+    next_port
     {
         echo "global"
         echo "    nbthread 1"
@@ -183,7 +197,7 @@ start_haproxy() {
         echo "    bind 127.0.0.1:$port ssl crt $work/haproxy.pem"
         echo "    default_backend web"
         echo "backend web"
-        echo "    server httpd 127.0.0.1:8080"
+        echo "    server httpd 127.0.0.1:$hport"
     } >haproxy.cfg
     _c=/dev/null
     [ "$HALOAD" = conf ] && _c=$conf
@@ -194,7 +208,7 @@ start_haproxy() {
     wait_listen "$srv_pid" || { cat srv.out srv.err; die "haproxy did not start"; }
     # httpd too (it starts before, but is not waited for).
     _p=$port
-    port=8080
+    port=$hport
     wait_listen "$httpd_pid" || die "busybox httpd did not start"
     port=$_p
 }
