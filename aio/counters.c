@@ -248,6 +248,10 @@ const char *kaio_counter_name(enum kaio_counter c)
         [KAIO_C_OPS_COALESCED] = "ops_coalesced",
         [KAIO_C_FDS_LOST] = "fds_lost",
         [KAIO_C_ASYNC_PAUSES] = "async_pauses",
+        [KAIO_C_ASYNC_ABANDONED] = "async_abandoned",
+        [KAIO_C_ASYNC_FORK_REDONE] = "async_fork_redone",
+        [KAIO_C_AIO_READS] = "aio_reads",
+        [KAIO_C_AIO_READS_ENDED] = "aio_reads_ended",
     };
 
     return (unsigned)c < KAIO_NCOUNTERS && names[c] != NULL ? names[c] : "unknown";

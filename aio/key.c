@@ -353,6 +353,10 @@ void kaio_key_free(struct kaio_key *k)
 
     if (k == NULL)
         return;
+    /* A job paused on this key will not come back (its owner is being
+     * freed): the kernel must be done with its reads first. */
+    if (k->paused != NULL)
+        kaio_pending_abandon(k->paused);
     if (k->gen != kaio_fork_generation())
         kaio_key_check_fork(k);
     kaio_key_drop_all(k);

@@ -44,6 +44,7 @@ struct kaio_key {
     struct kaio_tfm *ecb;
     unsigned char *ks;   /* keystream scratch kept between batches; cleansed when freed */
     size_t ks_cap;
+    struct kaio_pending *paused; /* the batch a job paused on while holding the key (run.c) */
 };
 
 /* Starts a batch: every socket must be proven ours again before use. */

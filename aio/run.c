@@ -79,9 +79,11 @@ static struct aio_tls *aio_ctx(void)
     int r;
 
     if (tls.gen != gen) {
-        /* A context belongs to the mm that made it: a child needs its own. */
+        /* A context belongs to the mm that made it: a child needs its own
+         * (the parent's reads are not the child's to reap). */
         if (tls.gen != 0)
             tls_release(&tls, 0);
+        kaio_count(KAIO_C_AIO_READS_ENDED, tls.outstanding);
         memset(&tls, 0, sizeof(tls));
         tls.gen = gen;
     }
@@ -121,6 +123,7 @@ static void aio_ctx_reset(void)
 {
     tls_release(&tls, 1);
     /* Batches that hold reaped results keep them (tls.foreign stays). */
+    kaio_count(KAIO_C_AIO_READS_ENDED, tls.outstanding);
     tls.outstanding = 0;
     tls.epoch++;
 }
@@ -150,6 +153,8 @@ struct job {
     unsigned char next[16];  /* CBC decrypt: IV after this chunk, saved from input */
     unsigned char tag[16];   /* as_encrypt: the computed tag */
     struct iovec tx[3], rx[3];
+    struct iovec orig[3];    /* rx before it was pointed at the batch's bounce buffer */
+    int bounced;
     int ntx, nrx;
     struct iocb cb;
     struct batch *b;         /* the batch it belongs to (completions are routed here) */
@@ -176,6 +181,10 @@ struct batch {
     size_t nready;           /* of those, reaped (by anyone) */
     int foreign;             /* counted in a->foreign */
     int abandoned;
+    int jobs_heap;           /* jobs was malloc'd (a batch that may pause) */
+    unsigned gen;            /* fork generation its reads went out in */
+    int forked;              /* resumed in a forked child: its key and context are the parent's */
+    unsigned char *bounce;   /* where the kernel writes while the job may pause */
 };
 
 static void ctr_add(unsigned char ctr[16], size_t blocks)
@@ -510,9 +519,59 @@ static int reap(struct aio_tls *a, struct batch *cur, long min_nr)
         }
         a->outstanding--;
     }
+    if (r > 0)
+        kaio_count(KAIO_C_AIO_READS_ENDED, (uint64_t)r);
     if (a->foreign > 0 && a->efd >= 0)
         kaio_sys_eventfd_write(a->efd);
     return r;
+}
+
+/*
+ * While a job may pause, its owner may free the ops' buffers before it gives
+ * the job up (libssl frees a connection's record buffers before its wait
+ * ctx): the kernel then writes into the batch's own buffer instead, and the
+ * result is copied out when the read is handled. Without that buffer the
+ * batch blocks rather than pauses.
+ */
+static void bounce_wave(struct batch *b, struct job **w, size_t m)
+{
+    size_t i, total = 0, off = 0;
+    int x;
+
+    for (i = 0; i < m; i++)
+        total += w[i]->rxlen;
+    if (total == 0 || (b->bounce = kaio_sys_malloc(total)) == NULL) {
+        b->wait = NULL;
+        return;
+    }
+    for (i = 0; i < m; i++) {
+        struct job *j = w[i];
+
+        for (x = 0; x < j->nrx; x++) {
+            j->orig[x] = j->rx[x];
+            j->rx[x].iov_base = b->bounce + off;
+            off += j->rx[x].iov_len;
+        }
+        j->bounced = 1;
+    }
+}
+
+/* Points the job's RX back at the ops' buffers, with res bytes read (< 0: none). */
+static void unbounce(struct job *j, long res)
+{
+    size_t left = res > 0 ? (size_t)res : 0, c;
+    int x;
+
+    if (!j->bounced)
+        return;
+    for (x = 0; x < j->nrx; x++) {
+        c = left < j->orig[x].iov_len ? left : j->orig[x].iov_len;
+        if (c > 0)
+            memcpy(j->orig[x].iov_base, j->rx[x].iov_base, c);
+        left -= c;
+        j->rx[x] = j->orig[x];
+    }
+    j->bounced = 0;
 }
 
 /* Handles the batch's reaped reads (its own or routed to it). */
@@ -525,6 +584,7 @@ static void collect(struct batch *b, struct job **w, size_t n)
             w[i]->reaped = 0;
             b->nready--;
             b->outstanding--;
+            unbounce(w[i], w[i]->res);
             complete(b, w[i], w[i]->res);
         }
     if (b->foreign) {
@@ -542,9 +602,34 @@ static void lose_outstanding(struct batch *b, struct job **w, size_t n, int err)
     for (i = 0; i < n; i++)
         if (w[i]->cb.data != NULL && !w[i]->reaped) {
             w[i]->cb.data = NULL;
+            unbounce(w[i], -1);
             fail(b, w[i], err);
         }
     b->outstanding = b->nready;
+}
+
+/*
+ * Resumed in a forked child: the unreaped reads went to the parent's context
+ * and the kernel writes the parent's copy of the bounce buffer. The ops'
+ * buffers hold their input for those chunks (nothing was copied out yet), so
+ * the chunks run again on the child's own sockets; reads reaped before the
+ * fork are whole in the child's copy and handled as usual.
+ */
+static void redo_forked(struct batch *b, struct job **w, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (w[i]->cb.data != NULL && !w[i]->reaped) {
+            w[i]->cb.data = NULL;
+            unbounce(w[i], -1);
+            kaio_count(KAIO_C_ASYNC_FORK_REDONE, 1);
+        }
+    b->outstanding = b->nready;
+    b->forked = 1;
+    b->wait = NULL;
+    b->foreign = 0; /* the child's context starts afresh (aio_ctx) */
+    collect(b, w, n);
 }
 
 /* One io_submit of the wave's reads (resubmitting after a short one), then
@@ -558,11 +643,14 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
     int fatal = 0;
     size_t k = 0;
 
+    if (b->wait != NULL)
+        bounce_wave(b, w, m);
     for (i = 0; i < m; i++) {
         struct job *j = w[i];
 
         j->inject = kaio_sys_read_fault();
         if (j->inject && kaio_sys_read_fault_before(j->inject)) {
+            unbounce(j, -1);
             complete(b, j, -j->inject); /* as if this read never ran */
             continue;
         }
@@ -606,6 +694,8 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
         b->outstanding += done;
         b->a = a;
         b->epoch = a->epoch;
+        b->gen = a->gen;
+        kaio_count(KAIO_C_AIO_READS, done);
         kaio_note_inflight(a->outstanding);
     }
     while (b->outstanding > 0) {
@@ -635,8 +725,14 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
         }
         if (r == 0 && b->nready == 0) {
             /* Not there yet: let the job's owner run others meanwhile. */
+            b->k->paused = (struct kaio_pending *)b;
             if (b->wait->pause(b->wait->arg, a->efd, (struct kaio_pending *)b) != 0)
                 b->wait = NULL;
+            b->k->paused = NULL;
+            if (b->gen != kaio_fork_generation()) {
+                redo_forked(b, w, done);
+                break;
+            }
         }
     }
     if (done < m) {
@@ -646,9 +742,15 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
             tls.state = -1;
             tls.err = EINVAL;
         }
-        for (i = done; i < m; i++)
-            recv_sync(b, w[i]);
+        for (i = done; i < m; i++) {
+            unbounce(w[i], -1);
+            /* In a forked child the queued data is the parent's to read. */
+            if (!b->forked)
+                recv_sync(b, w[i]);
+        }
     }
+    free(b->bounce);
+    b->bounce = NULL;
     return done;
 }
 
@@ -948,11 +1050,10 @@ static void setup_job(struct kaio_key *k, struct job *j, struct kaio_op *op)
 }
 
 static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path,
-                        const struct kaio_wait *wait)
+                        const struct kaio_wait *wait, struct job *jobs)
 {
-    struct job jobs[KAIO_MAX_BATCH];
     struct job *w[KAIO_MAX_BATCH];
-    struct batch b = { .k = k, .jobs = jobs, .n = n };
+    struct batch b = { .k = k, .jobs = jobs, .n = n, .jobs_heap = wait != NULL };
     unsigned char aad_stack[512];
     struct aio_tls *a = NULL;
     size_t i, maxaad = 0, not_done = 0, torun = 0;
@@ -1037,6 +1138,15 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
 
             used_aio |= via > 0;
             used_sync |= via < m;
+            if (b.forked) {
+                /* Go on in the child with its own sockets and context. */
+                b.forked = 0;
+                kaio_key_check_fork(k);
+                kaio_key_batch_begin(k);
+                a = aio_ctx();
+                if (a != NULL && a->efd >= 0)
+                    b.wait = wait;
+            }
             if (tls.state != 1)
                 a = NULL;
             if (a == NULL)
@@ -1065,6 +1175,39 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
     return not_done;
 }
 
+/* Outside a job: the records' state on the caller's stack. */
+__attribute__((noinline)) static size_t run_slice_stack(struct kaio_key *k, struct kaio_op *ops,
+                                                        size_t n, enum kaio_path path)
+{
+    struct job jobs[KAIO_MAX_BATCH];
+
+    return run_slice(k, ops, n, path, NULL, jobs);
+}
+
+/*
+ * An OpenSSL ASYNC job runs on a stack of its own (32 KiB), under libssl's
+ * frames: a batch that may pause keeps its records' state (about 14 KiB for
+ * a full batch) on the heap. Freed here, or by kaio_pending_abandon.
+ */
+static size_t run_slice_heap(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path,
+                             const struct kaio_wait *wait)
+{
+    struct job *jobs = kaio_sys_malloc(n * sizeof(*jobs));
+    size_t i, r;
+
+    if (jobs == NULL) {
+        for (i = 0; i < n; i++) {
+            ops[i].status = KAIO_NOT_RUN;
+            ops[i].reason = KAIO_R_KERNEL_ERROR;
+            ops[i].err = ENOMEM;
+        }
+        return n;
+    }
+    r = run_slice(k, ops, n, path, wait, jobs);
+    free(jobs);
+    return r;
+}
+
 size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path)
 {
     return kaio_key_run_wait(k, ops, n, path, NULL);
@@ -1082,7 +1225,8 @@ size_t kaio_key_run_wait(struct kaio_key *k, struct kaio_op *ops, size_t n, enum
     while (done < n) {
         size_t m = n - done < KAIO_MAX_BATCH ? n - done : KAIO_MAX_BATCH;
 
-        not_run += run_slice(k, ops + done, m, path, w);
+        not_run += w != NULL ? run_slice_heap(k, ops + done, m, path, w)
+                             : run_slice_stack(k, ops + done, m, path);
         done += m;
     }
     pthread_mutex_unlock(&k->lock);
@@ -1099,8 +1243,12 @@ void kaio_pending_abandon(struct kaio_pending *p)
     a = b->a;
     b->abandoned = 1;
     b->wait = NULL;
-    /* The kernel writes into the batch's buffers until each read is reaped. */
-    while (b->outstanding > b->nready && b->epoch == a->epoch) {
+    if (b->k->paused == p)
+        b->k->paused = NULL;
+    kaio_count(KAIO_C_ASYNC_ABANDONED, 1);
+    /* The kernel writes into the batch's buffers until each read is reaped;
+     * in a forked child the reads and the buffers they fill are the parent's. */
+    while (b->gen == kaio_fork_generation() && b->outstanding > b->nready && b->epoch == a->epoch) {
         int r = reap(a, b, 1);
 
         if (r == -EINTR)
@@ -1112,9 +1260,15 @@ void kaio_pending_abandon(struct kaio_pending *p)
     }
     if (b->foreign) {
         b->foreign = 0;
-        a->foreign--;
+        if (b->gen == kaio_fork_generation())
+            a->foreign--;
     }
     b->outstanding = b->nready = 0;
+    free(b->bounce);
+    b->bounce = NULL;
+    if (b->jobs_heap)
+        free(b->jobs); /* the job never comes back to free them */
+    b->jobs_heap = 0;
     if (b->aad_heap)
         free(b->aad_sink);
     b->aad_heap = 0;

@@ -333,44 +333,48 @@ int kaio_sys_fd_raise(int fd)
     return r;
 }
 
-int kaio_sys_sock_id(int fd, uint64_t *id)
-{
-    socklen_t len = sizeof(*id);
-    struct stat st;
-    int r;
-
-    counted();
-    if (atomic_load_explicit(&have_cookie, memory_order_relaxed)) {
-        /* A socket's cookie is never reused while the system runs: unlike the
-         * inode number (32 bits, wraps), no later socket can match it. */
-        r = getsockopt(fd, SOL_SOCKET, SO_COOKIE, id, &len);
-        if (r == 0)
-            return 0;
-        if (errno != ENOPROTOOPT)
-            return -errno;
-        atomic_store(&have_cookie, 0);
-        counted();
-    }
-    r = fstat(fd, &st);
-    if (r < 0)
-        return -errno;
-    if (!S_ISSOCK(st.st_mode))
-        return -ENOTSOCK;
-    *id = (uint64_t)st.st_ino;
-    return 0;
-}
-
-/* The completion eventfd is no socket: its inode tells a closed or replaced fd. */
-int kaio_sys_fd_ino_any(int fd, unsigned long *ino)
+/* One fstat: the inode number of fd, which must be a socket when sock is set. */
+static int fd_ino(int fd, uint64_t *ino, int sock)
 {
     struct stat st;
 
     counted();
     if (fstat(fd, &st) < 0)
         return -errno;
-    *ino = (unsigned long)st.st_ino;
+    if (sock && !S_ISSOCK(st.st_mode))
+        return -ENOTSOCK;
+    *ino = (uint64_t)st.st_ino;
     return 0;
 }
+
+int kaio_sys_sock_id(int fd, uint64_t *id)
+{
+    socklen_t len = sizeof(*id);
+
+    if (atomic_load_explicit(&have_cookie, memory_order_relaxed)) {
+        /* A socket's cookie is never reused while the system runs: unlike the
+         * inode number (32 bits, wraps), no later socket can match it. */
+        counted();
+        if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, id, &len) == 0)
+            return 0;
+        if (errno != ENOPROTOOPT)
+            return -errno;
+        atomic_store(&have_cookie, 0);
+    }
+    return fd_ino(fd, id, 1);
+}
+
+/* The completion eventfd is no socket: its inode tells a closed or replaced fd. */
+int kaio_sys_fd_ino_any(int fd, unsigned long *ino)
+{
+    uint64_t v = 0;
+    int r = fd_ino(fd, &v, 0);
+
+    if (r == 0)
+        *ino = (unsigned long)v;
+    return r;
+}
+
 int kaio_sys_eventfd(void)
 {
     int f = fault_check(KAIO_F_EVENTFD), r;

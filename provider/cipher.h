@@ -90,6 +90,12 @@ void *ka_generic_newctx(void *provctx, enum kaio_mode mode, size_t keylen);
 void *ka_generic_dupctx(void *vctx);
 void ka_generic_freectx(void *vctx);
 
+/*
+ * GCM's TLS 1.2 fixed IV (mode_gcm.c): at least 4 bytes, leaving room in an
+ * IV of ivlen bytes for the 8-byte explicit part of each record.
+ */
+int ka_gcm_tls_fixed_ok(size_t len, size_t ivlen);
+
 /* 128-bit big-endian counter addition (CTR, as OpenSSL and the kernel count). */
 void ka_ctr_add(unsigned char ctr[KAIO_BLOCK], uint64_t blocks);
 

@@ -177,7 +177,7 @@ static int check_tls_param(const FWD_CTX *c, const OSSL_PARAM *p)
         return 0;
     }
     if (c->gcm && strcmp(p->key, OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED) == 0
-        && (p->data_size < 4 || gcm_ivlen(c) < p->data_size + 8)) {
+        && p->data_size != (size_t)-1 && !ka_gcm_tls_fixed_ok(p->data_size, gcm_ivlen(c))) {
         ka_raise(c->a->prov, KA_R_INVALID_IV_LENGTH, "%s of %zu bytes", p->key, p->data_size);
         return 0;
     }

@@ -103,6 +103,23 @@ static int cbc_tls_record(KA_GENERIC_CTX *g, unsigned char *out, size_t *outl, s
     return 1;
 }
 
+/* The whole block held in g->buf goes through the cipher to out. */
+static int flush_block(KA_GENERIC_CTX *g, unsigned char *out, size_t outsize)
+{
+    if (outsize < KAIO_BLOCK) {
+        ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, NULL);
+        return 0;
+    }
+    if (out == NULL) {
+        ka_raise(g->base.prov, KA_R_NULL_BUFFER, "output buffer is NULL");
+        return 0;
+    }
+    if (!cbc_blocks(g, out, g->buf, KAIO_BLOCK))
+        return 0;
+    g->bufsz = 0;
+    return 1;
+}
+
 static int cbc_update(void *vctx, unsigned char *out, size_t *outl, size_t outsize,
                       const unsigned char *in, size_t inl)
 {
@@ -126,17 +143,8 @@ static int cbc_update(void *vctx, unsigned char *out, size_t *outl, size_t outsi
     nextblocks = inl & ~(size_t)(KAIO_BLOCK - 1);
     /* Decrypting with padding holds the last whole block back for final. */
     if (g->bufsz == KAIO_BLOCK && (g->base.enc || inl > 0 || !g->pad)) {
-        if (outsize < KAIO_BLOCK) {
-            ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, NULL);
+        if (!flush_block(g, out, outsize))
             return 0;
-        }
-        if (out == NULL) {
-            ka_raise(g->base.prov, KA_R_NULL_BUFFER, "output buffer is NULL");
-            return 0;
-        }
-        if (!cbc_blocks(g, out, g->buf, KAIO_BLOCK))
-            return 0;
-        g->bufsz = 0;
         outlint = KAIO_BLOCK;
         out += KAIO_BLOCK;
     }
@@ -193,17 +201,8 @@ static int cbc_final(void *vctx, unsigned char *out, size_t *outl, size_t outsiz
                      "%zu bytes left over with padding off", g->bufsz);
             return 0;
         }
-        if (outsize < KAIO_BLOCK) {
-            ka_raise(g->base.prov, KA_R_OUTPUT_BUFFER_TOO_SMALL, NULL);
+        if (!flush_block(g, out, outsize))
             return 0;
-        }
-        if (out == NULL) {
-            ka_raise(g->base.prov, KA_R_NULL_BUFFER, "output buffer is NULL");
-            return 0;
-        }
-        if (!cbc_blocks(g, out, g->buf, KAIO_BLOCK))
-            return 0;
-        g->bufsz = 0;
         *outl = KAIO_BLOCK;
         return 1;
     }

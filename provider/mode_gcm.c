@@ -288,12 +288,18 @@ static int tls_iv_inv(GCM_CTX *c, const unsigned char *in, size_t inl)
     return 1;
 }
 
+int ka_gcm_tls_fixed_ok(size_t len, size_t ivlen)
+{
+    /* Written without len + GCM_TLS_EXPLICIT, which a huge len wraps. */
+    return len >= GCM_TLS_FIXED && len <= ivlen && ivlen - len >= GCM_TLS_EXPLICIT;
+}
+
 static int tls_iv_fixed(GCM_CTX *c, const unsigned char *iv, size_t len)
 {
     if (len == (size_t)-1) {
         memcpy(c->iv, iv, c->ivlen);
     } else {
-        if (len < GCM_TLS_FIXED || c->ivlen < len + GCM_TLS_EXPLICIT)
+        if (!ka_gcm_tls_fixed_ok(len, c->ivlen))
             return 0;
         memcpy(c->iv, iv, len);
         if (c->base.enc) {
@@ -546,6 +552,8 @@ static int gcm_get_ctx_params(void *vctx, OSSL_PARAM params[])
             ka_raise(c->base.prov, KA_R_NO_IV_SET, "no GCM IV set or generated yet");
             return 0;
         }
+        /* The size the caller gives is checked for an octet pointer too, as the
+         * default provider's GCM does: EVP_CIPHER_CTX_iv() says 16 bytes. */
         if (c->ivlen > p->data_size) {
             ka_raise(c->base.prov, KA_R_INVALID_IV_LENGTH, "IV buffer of %zu bytes, %zu needed",
                      p->data_size, c->ivlen);

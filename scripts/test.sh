@@ -10,7 +10,8 @@
 #   4. the host tests once more under AddressSanitizer + UndefinedBehaviorSanitizer;
 #      then the fuzz build (clang, libFuzzer, ASan+UBSan, against 3.5 unless --no-35):
 #      a count-bounded differential fuzz session and every allocation failing in
-#      turn, on the host and in the kernel lab (6.12, aio and sync);
+#      turn, on the host and in the kernel lab (6.12, aio and sync), and in the lab's
+#      device scenario (6.12) the ASYNC job tests, dying connections included;
 #   5. the arm64 cross build (cmake/aarch64-linux-gnu.cmake) against OpenSSL 3.5 cross-built
 #      from the same source (scripts/openssl-src.sh 3.5 arm64), everything, warnings as errors,
 #      and the kernel lab on trixie's arm64 6.12 under qemu-system-aarch64 (default and device
@@ -82,7 +83,7 @@ if ((asan)); then
   # forked Check children exit holding what their parent set up.
   echo "== ctest -L host under ASan+UBSan in build-asan"
   ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$top/build-asan" -L host -E 'tls_sserver|consttime|evp-vectors' \
+    ctest --test-dir "$top/build-asan" -L host -E 'tls_sserver|async_servers|consttime|evp-vectors' \
     --output-on-failure -j "$jobs"
   echo "== LeakSanitizer: kcapi-aio-info --exercise"
   ASAN_OPTIONS=detect_leaks=1 "$top/build-asan/modules/kcapi-aio-info" --exercise >/dev/null
@@ -92,11 +93,15 @@ if ((asan)); then
   ((o35)) && fuzz_args=(-DKCAPI_AIO_OPENSSL_PREFIX="$prefix")
   CC=clang-14 cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DKCAPI_AIO_FUZZ=ON "${fuzz_args[@]}" >/dev/null
-  cmake --build "$top/build-fuzz" -j "$jobs" --target fuzz_evp test_allocfail klab-afalg-check >/dev/null
+  cmake --build "$top/build-fuzz" -j "$jobs" --target fuzz_evp test_allocfail klab-afalg-check \
+    test_async test_async_conns >/dev/null
   suite "$top/build-fuzz" fuzz
   if ((lab)); then
     echo "== kernel lab 6.12: test/fuzz/guest-tests.list on build-fuzz"
     "$top/test/kernel-lab/run.sh" --build-dir "$top/build-fuzz" --kernel 6.12 --scenario default \
+      --list "$top/test/fuzz/guest-tests.list"
+    echo "== kernel lab 6.12 device: ASYNC jobs and dying connections under ASan (build-fuzz)"
+    "$top/test/kernel-lab/run.sh" --build-dir "$top/build-fuzz" --kernel 6.12 --scenario device \
       --list "$top/test/fuzz/guest-tests.list"
   fi
 fi

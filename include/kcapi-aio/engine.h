@@ -205,7 +205,18 @@ size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio
  * kaio_pending_abandon(p), on that thread, before its buffers go: it waits
  * until the kernel is done with every read of the batch (so no write lands in
  * freed memory), frees what the batch held and releases the key. The ops'
- * results are then undefined.
+ * results are then undefined. Freeing the key of a paused job abandons it
+ * first. While a job may pause, the kernel writes its results into the
+ * engine's own buffer, copied out when the job resumes: an owner that frees
+ * the ops' buffers before it gives the job up (libssl frees a connection's
+ * record buffers first) gets no write into them.
+ *
+ * After fork, a child's copy of a paused job may be resumed or abandoned in
+ * the child: its reads belong to the parent's AIO context (and the kernel
+ * writes the parent's copy of the buffers), so the child never looks at
+ * that context or the inherited eventfd; the chunks that were in flight run
+ * again on the child's own sockets (their input is intact: nothing was
+ * written into the ops' buffers) and the ops complete there.
  */
 struct kaio_pending;
 struct kaio_wait {
@@ -235,6 +246,11 @@ enum kaio_counter {
     KAIO_C_FDS_LOST,         /* our fds found closed or now someone else's: forgotten, never closed */
     KAIO_C_ASYNC_PAUSES,     /* times a caller's job paused on a batch instead of blocking
                                 (counted by the caller's wait, see kaio_key_run_wait) */
+    KAIO_C_ASYNC_ABANDONED,  /* paused batches given up (their owner freed): the kernel's
+                                writes were waited out (or belonged to the parent of a fork) */
+    KAIO_C_ASYNC_FORK_REDONE, /* chunks a forked child's copy of a paused job ran again */
+    KAIO_C_AIO_READS,        /* AIO reads submitted */
+    KAIO_C_AIO_READS_ENDED,  /* of those, reaped or waited out: equal to aio_reads when none is out */
     KAIO_NCOUNTERS
 };
 

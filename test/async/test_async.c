@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <openssl/async.h>
 
 #include "testutil.h"
@@ -314,10 +316,10 @@ END_TEST
 
 /*
  * A job paused on the kernel whose wait ctx is freed (its connection went
- * away): the clean-up callback waits out the kernel, so once
- * ASYNC_WAIT_CTX_free returns the output is whole and may be freed, the key
- * is usable and freeable, no fd is left open and the thread's AIO keeps
- * working. (OpenSSL itself never frees such a job's stack.)
+ * away): the kernel wrote (or writes) into the engine's own buffer, never
+ * the job's output, which stays untouched; the clean-up callback waits the
+ * kernel out, the key is usable and freeable, no fd is left open and the
+ * thread's AIO keeps working. (OpenSSL itself never frees such a job's stack.)
  */
 START_TEST(freed_while_paused)
 {
@@ -337,13 +339,13 @@ START_TEST(freed_while_paused)
         ASYNC_WAIT_CTX_free(s.wc); /* the clean-up callback runs here */
         s.wc = NULL;
         {
-            /* The kernel is done writing: the first record is whole. */
-            unsigned char *want = malloc(RECLEN);
+            /* The kernel wrote into the engine's buffer, not the job's:
+             * the abandoned record's output is untouched (zeros). */
+            unsigned char *zero = calloc(1, RECLEN);
 
-            ck_assert_ptr_nonnull(want);
-            reference(s.key, s.iv, 1, s.in, want, RECLEN);
-            ck_assert(tu_same("abandoned record", s.out, RECLEN, want, RECLEN));
-            free(want);
+            ck_assert_ptr_nonnull(zero);
+            ck_assert(tu_same("abandoned record", s.out, RECLEN, zero, RECLEN));
+            free(zero);
         }
         free(s.out);
         free(s.in);
@@ -362,6 +364,91 @@ START_TEST(freed_while_paused)
     run_jobs(&next, 1);
     slot_check_free(&next, NREC);
     ck_assert_uint_eq(open_fds(), fds1);
+}
+END_TEST
+
+/*
+ * The forked child's side of fork_while_paused: a quarter of its copies of
+ * the paused jobs is given up wait ctx first, a quarter key first, the other
+ * half resumed (the first time without waiting: the inherited fd is the
+ * parent's and may never fire for the child), their bytes checked.
+ */
+static int forked_child(struct slot *sl)
+{
+    uint64_t r0 = tu_counter("async_fork_redone"), a0 = tu_counter("async_abandoned");
+    size_t i, resumed = 0, given_up = 0;
+
+    for (i = 0; i < NJOBS; i++) {
+        if (sl[i].done)
+            continue;
+        if (i % 4 == 1) {
+            ASYNC_WAIT_CTX_free(sl[i].wc);
+            EVP_CIPHER_CTX_free(sl[i].w.ctx);
+        } else if (i % 4 == 3) {
+            EVP_CIPHER_CTX_free(sl[i].w.ctx);
+            ASYNC_WAIT_CTX_free(sl[i].wc);
+        } else {
+            sl[i].done = step(&sl[i]);
+            resumed++;
+            continue;
+        }
+        sl[i].done = 2;
+        given_up++;
+    }
+    resume_all(sl, NJOBS);
+    for (i = 0; i < NJOBS; i++)
+        if (sl[i].done != 2)
+            slot_check_free(&sl[i], NREC);
+    printf("forked child: %zu copies resumed, %zu given up, async_fork_redone +%llu\n", resumed,
+           given_up, (unsigned long long)(tu_counter("async_fork_redone") - r0));
+    fflush(stdout);
+    if (expect_pause()) {
+        ck_assert_uint_gt(resumed, 0);
+        ck_assert_uint_ge(tu_counter("async_fork_redone") - r0, resumed);
+        ck_assert_uint_eq(tu_counter("async_abandoned") - a0, given_up);
+    }
+    return 0;
+}
+
+/*
+ * fork while jobs are paused on the kernel: the parent's jobs complete byte
+ * for byte (the child never reads the parent's eventfd or context), and the
+ * child's copies behave as forked_child says: resumed ones run their
+ * in-flight records again on the child's own sockets, same bytes, in place
+ * or not.
+ */
+START_TEST(fork_while_paused)
+{
+    struct slot sl[NJOBS];
+    size_t i, paused = 0;
+    pid_t pid;
+    int status;
+
+    for (i = 0; i < NJOBS; i++) {
+        slot_init(&sl[i], NREC);
+        if (i & 2) {
+            /* In place, as TLS records are (half of each kind in the child). */
+            memcpy(sl[i].out, sl[i].in, NREC * RECLEN);
+            sl[i].w.in = sl[i].out;
+        }
+        sl[i].done = step(&sl[i]);
+        paused += !sl[i].done;
+    }
+    printf("fork with %zu of %d jobs paused\n", paused, NJOBS);
+    fflush(stdout);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(forked_child(sl));
+    resume_all(sl, NJOBS);
+    for (i = 0; i < NJOBS; i++)
+        slot_check_free(&sl[i], NREC);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "forked child: status %#x", status);
+    if (expect_pause())
+        ck_assert_uint_gt(paused, 0);
+    else
+        ck_assert_uint_eq(paused, 0);
 }
 END_TEST
 
@@ -387,6 +474,7 @@ int main(void)
     tcase_add_test(tc, one_job);
     tcase_add_test(tc, many_jobs);
     tcase_add_test(tc, freed_while_paused);
+    tcase_add_test(tc, fork_while_paused);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

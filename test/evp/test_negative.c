@@ -2,6 +2,7 @@
  * default provider, leaves a readable reason on the error queue, and writes nothing
  * outside the caller's buffer. Inputs that would crash the default provider (NULL
  * buffers) are run on ours only. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -646,21 +647,33 @@ START_TEST(gcm_turned_around_mid_message)
 }
 END_TEST
 
-/* A TLS fixed IV longer than the IV is refused (the default provider's check
- * wraps around and accepts it on a decrypting context). */
+/* A TLS fixed IV that leaves fewer than 8 bytes of the IV for the explicit part
+ * is refused, however long it claims to be (the default provider's check wraps
+ * around and accepts a fixed IV longer than the IV on a decrypting context);
+ * 4 bytes, and the whole-IV form (length -1), are accepted. */
 START_TEST(gcm_tls_fixed_iv_too_long)
 {
+    static const size_t bad[] = {0, 3, 5, 13, (size_t)-4, (size_t)-9, SSIZE_MAX};
     const char *c = tu_ciphers[6 + _i];
     EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
     OSSL_PARAM p[2];
+    char what[64];
+    size_t i;
 
     if (!ev_strict_errors())
         return;
     setup_data(130 + (unsigned)_i);
     ck_assert(EVP_DecryptInit_ex2(x, ev_cipher(ev_ours(), c), key, iv, NULL));
-    p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED, data, 13);
     p[1] = OSSL_PARAM_construct_end();
-    must_fail(EVP_CIPHER_CTX_set_params(x, p), "tlsivfixed of 13 bytes with a 12-byte IV", c);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED, data, bad[i]);
+        snprintf(what, sizeof(what), "tlsivfixed of %zu bytes with a 12-byte IV", bad[i]);
+        must_fail(EVP_CIPHER_CTX_set_params(x, p), what, c);
+    }
+    p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED, data, 4);
+    ck_assert_msg(EVP_CIPHER_CTX_set_params(x, p) > 0, "%s: tlsivfixed of 4 bytes refused", c);
+    ck_assert_msg(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_SET_IV_FIXED, -1, (void *)iv) > 0,
+                  "%s: the whole IV as tlsivfixed (length -1) refused", c);
     EVP_CIPHER_CTX_free(x);
 }
 END_TEST

@@ -1,5 +1,7 @@
 /* Parameters and names: the provider under test must expose what OpenSSL's default
  * provider exposes for these ciphers, with the same values in every state. */
+/* EVP_CIPHER_CTX_iv() and EVP_CIPHER_CTX_original_iv(): deprecated, still used. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +172,53 @@ START_TEST(cipher_params)
 }
 END_TEST
 
+/*
+ * The IV (original and updated) asked for in every shape a caller may use:
+ * an octet string of several sizes, an octet pointer with several buffer
+ * sizes (the size the caller claims is checked by some modes, not by others),
+ * and the deprecated pointer accessors, which ask for an octet pointer.
+ */
+static void iv_getters(ev_trace *t, EVP_CIPHER_CTX *ctx, const char *state)
+{
+    static const char *const keys[] = {OSSL_CIPHER_PARAM_IV, OSSL_CIPHER_PARAM_UPDATED_IV};
+    static const size_t str_sizes[] = {0, 11, 12, 15, 16, 17};
+    static const size_t ptr_sizes[] = {0, 11, 12, 16, 128};
+    size_t k, i, ivlen = (size_t)EVP_CIPHER_CTX_get_iv_length(ctx);
+    const unsigned char *v;
+
+    for (k = 0; k < 2; k++) {
+        for (i = 0; i < sizeof(str_sizes) / sizeof(str_sizes[0]); i++) {
+            unsigned char buf[32];
+            OSSL_PARAM p[2] = {OSSL_PARAM_construct_octet_string(keys[k], buf, str_sizes[i]),
+                               OSSL_PARAM_construct_end()};
+            int ret;
+
+            memset(buf, 0, sizeof(buf));
+            ret = EVP_CIPHER_CTX_get_params(ctx, p);
+            ev_add(t, ret, ret > 0, ret > 0 ? (long long)p[0].return_size : 0, buf,
+                   ret > 0 && p[0].return_size <= str_sizes[i] ? p[0].return_size : 0,
+                   "%s: get %s as octet string of %zu", state, keys[k], str_sizes[i]);
+        }
+        for (i = 0; i < sizeof(ptr_sizes) / sizeof(ptr_sizes[0]); i++) {
+            void *ptr = NULL;
+            OSSL_PARAM p[2] = {OSSL_PARAM_construct_octet_ptr(keys[k], &ptr, ptr_sizes[i]),
+                               OSSL_PARAM_construct_end()};
+            int ret = EVP_CIPHER_CTX_get_params(ctx, p);
+            int got = ret > 0 && ptr != NULL;
+
+            ev_add(t, ret, got, got ? (long long)p[0].return_size : 0, ptr,
+                   got && p[0].return_size <= 128 ? p[0].return_size : 0,
+                   "%s: get %s as octet pointer, size %zu", state, keys[k], ptr_sizes[i]);
+        }
+    }
+    v = EVP_CIPHER_CTX_original_iv(ctx);
+    ev_add(t, v != NULL, v != NULL, 0, v, v != NULL && ivlen <= 16 ? ivlen : 0,
+           "%s: EVP_CIPHER_CTX_original_iv", state);
+    v = EVP_CIPHER_CTX_iv(ctx);
+    ev_add(t, v != NULL, v != NULL, 0, v, v != NULL && ivlen <= 16 ? ivlen : 0,
+           "%s: EVP_CIPHER_CTX_iv", state);
+}
+
 /* Everything a ctx says about itself, via params and via the accessors. */
 static void ctx_state(ev_trace *t, EVP_CIPHER_CTX *ctx, const EVP_CIPHER *ref, const char *state)
 {
@@ -192,6 +241,7 @@ static void ctx_state(ev_trace *t, EVP_CIPHER_CTX *ctx, const EVP_CIPHER *ref, c
     ev_add(t, 1, 1, EVP_CIPHER_CTX_get_tag_length(ctx), NULL, 0, "%s: tag length", state);
     ev_add(t, 1, 1, EVP_CIPHER_CTX_get_block_size(ctx), NULL, 0, "%s: block size", state);
     ev_add(t, 1, 1, EVP_CIPHER_CTX_is_encrypting(ctx), NULL, 0, "%s: encrypting", state);
+    iv_getters(t, ctx, state);
 }
 
 static void ctx_walk(ev_trace *t, OSSL_LIB_CTX *lc, const char *name, int enc, const unsigned char *key,
@@ -395,6 +445,7 @@ static void set_walk(ev_trace *t, OSSL_LIB_CTX *lc, const char *name, const unsi
                        ivlens[i]);
                 ret = EVP_CipherInit_ex2(ctx, NULL, key, in, -1, NULL);
                 ev_add(t, ret, ret > 0, EVP_CIPHER_CTX_get_iv_length(ctx), NULL, 0, "init key iv");
+                iv_getters(t, ctx, "iv length set");
                 if (enc) {
                     crypt_some(t, ctx, in, 30, "after ivlen");
                     get_one(t, OSSL_PARAM_locate_const(EVP_CIPHER_gettable_ctx_params(ref),

@@ -5,7 +5,7 @@
 #          [--timeout SECS] [--refresh] [--keep] [--only-35]     run the test list
 #   run.sh [--kernel K] [--scenario S] [--build-dir DIR] -- PROGRAM [ARGS...]
 #                                                                run one command in the guest
-#   run.sh --fetch-only [--kernel K] [--refresh]                 only fill the kernel cache
+#   run.sh --fetch-only [--kernel K] [--refresh]                 only fill the kernel cache (and HAProxy's)
 #
 # Scenarios: default (all AF_ALG modules), no-gcm (gcm(aes) absent), no-aio
 # (fs.aio-max-nr = 0), device (a virtio-crypto device serves cbc(aes), no AES-NI).
@@ -22,7 +22,8 @@
 # (default: the sum of the scenario's test limits + 300 s, which the guest cannot
 # legitimately exceed).
 # Environment: KCAPI_AIO_CACHE (cache root), KCAPI_AIO_DEBIAN_MIRROR (override the
-# mirror read from /etc/apt), KLAB_QEMU_MEM (default 1G), KLAB_NO_STRIP=1.
+# mirror read from /etc/apt), KLAB_QEMU_MEM (default 1G), KLAB_NO_STRIP=1,
+# KLAB_TIMEOUT (a -- PROGRAM's in-guest limit, default 600 s).
 set -euo pipefail
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
@@ -41,7 +42,7 @@ while (($#)); do
     --fetch-only) fetch_only=1; shift ;;
     --keep) keep=1; shift ;;
     --only-35) only35=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; cmd=("$@"); break ;;
     *) klab_die "unknown argument '$1' (see --help)" ;;
   esac
@@ -56,8 +57,12 @@ for k in "${kernels[@]}"; do
   else klab_need qemu-system-x86_64:qemu-system-x86 busybox:busybox-static; fi
 done
 
+# Debian's HAProxy (amd64) for the async-server tests, unpacked into the cache.
+has_amd64=0
+for k in "${kernels[@]}"; do [[ $(klab_arch "$k") == amd64 ]] && has_amd64=1; done
 if ((fetch_only)); then
   "$klab_dir/fetch-kernels.sh" "${refresh[@]}" "${kernels[@]}"
+  if ((has_amd64)); then "$klab_dir/fetch-haproxy.sh" "${refresh[@]}" >/dev/null; fi
   exit 0
 fi
 
@@ -93,6 +98,11 @@ fill_placeholders() {
   done
 }
 
+# HAPROXY_ROOT: fetched only when a list names it and an amd64 kernel boots.
+if ((has_amd64)) && grep -qs '@HAPROXY_ROOT@' "$list" "$klab_dir/guest-files.list"; then
+  placeholder[HAPROXY_ROOT]=$("$klab_dir/fetch-haproxy.sh" "${refresh[@]}") || klab_die "no haproxy (fetch-haproxy.sh)"
+fi
+
 # Host paths the guest also needs (guest-files.list), e.g. test vectors.
 extras=()
 files_list=$klab_dir/guest-files.list
@@ -119,7 +129,9 @@ prepare_tests() {
       found=$(find "$build_dir" -maxdepth 3 -path "$work_root" -prune -o -type f -perm -u+x -name "$prog" -print 2>/dev/null | head -n1)
       if [[ -n $found ]]; then prog=$found; extras+=(--extra "$found"); fi
     fi
-    echo "command $prog ${cmd[*]:1}" >"$dir/${scenario:-default}.list"
+    # KLAB_TIMEOUT=SECS in the environment: the command's in-guest limit, as in the lists.
+    [[ ${KLAB_TIMEOUT:-600} =~ ^[0-9]+$ ]] || klab_die "KLAB_TIMEOUT '$KLAB_TIMEOUT' is not a number of seconds"
+    echo "command KLAB_TIMEOUT=${KLAB_TIMEOUT:-600} $prog ${cmd[*]:1}" >"$dir/${scenario:-default}.list"
     return
   fi
   [[ -f $list ]] || klab_die "test list $list not found"
