@@ -44,3 +44,10 @@ file(WRITE ${CMAKE_BINARY_DIR}/deb/conffiles "${KCAPI_AIO_CNFDIR}/kcapi-aio.cnf\
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/deb/conffiles)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)
+
+# What the package holds, and nothing else (no tests): cmake --build DIR --target deb-files
+set(_deb_targets kcapi-aio kcapi-aio-info man)
+if(TARGET kcapi-aio-seal)
+  list(APPEND _deb_targets kcapi-aio-seal)
+endif()
+add_custom_target(deb-files DEPENDS ${_deb_targets})

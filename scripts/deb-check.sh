@@ -9,7 +9,8 @@
 # Needs root (dpkg -i).
 # Usage: scripts/deb-check.sh [--no-arm64 | --arm64-tree DIR]
 #   --arm64-tree DIR: package an arm64 tree already configured and built with the toolchain file
-#   (scripts/test.sh's build-arm64) instead of building one here.
+#   against Debian's own :arm64 OpenSSL (not a KCAPI_AIO_OPENSSL_PREFIX build) instead of
+#   building one here. Either way only what the package holds is built (target deb-files).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -34,7 +35,7 @@ package() {
   local dir=$1; shift
   rm -rf "$dir"
   cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "$dir" -j "$jobs" >/dev/null
+  cmake --build "$dir" -j "$jobs" --target deb-files >/dev/null
   (cd "$dir" && cpack -G DEB >/dev/null)
   ls "$dir"/${pkg}_*.deb
 }

@@ -5,11 +5,16 @@
 #   scripts/openssl-src.sh 3.5      # build once (several minutes), then reuse; last stdout line = prefix
 #   cmake -S . -B build-35 -DKCAPI_AIO_OPENSSL_PREFIX="$(scripts/openssl-src.sh 3.5 | tail -n1)"
 #   scripts/openssl-src.sh 3.6      # the same from sid, into openssl-3.6/
+#   scripts/openssl-src.sh 3.5 arm64  # cross-compiled for arm64 (aarch64-linux-gnu-gcc), into
+#                                     # openssl-3.5-arm64/: libraries and bin/openssl, for the arm64
+#                                     # kernel lab; it cannot run here, so it is checked with file(1)
+#                                     # and the version strings in its binaries
 #
 # Cache (override the root with KCAPI_AIO_CACHE, default ~/.cache/kcapi-aio), for SERIES 3.5 or 3.6:
 #   openssl-SERIES/      installed prefix (bin/openssl, lib/libcrypto.so.3 with an rpath to itself)
 #   openssl-SERIES-src/  the built source tree, kept for test/evp_test and test/recipes/30-test_evp_data
 #   openssl-SERIES-apt/  private apt state (sources list, package lists, downloaded source package)
+#   openssl-SERIES-arm64/  the arm64 prefix (same source package; its build tree is not kept)
 #
 # The system's apt configuration is never modified: apt reads a private sources list with deb-src
 # lines for the suite, whose mirror hosts are taken from the system's own sources at run time.
@@ -18,6 +23,8 @@
 set -euo pipefail
 
 series=${1:-3.5}
+arch=${2:-native}
+case $arch in native|arm64) ;; *) printf 'usage: %s [3.5|3.6] [arm64]\n' "$0" >&2; exit 2 ;; esac
 case $series in
   3.5) suites=(trixie trixie-updates) security_suite=trixie-security
        forced=${KCAPI_AIO_OPENSSL35_VERSION:-} ;;
@@ -35,7 +42,16 @@ stamp=$prefix/.kcapi-aio-built
 log=$cache/openssl-$series-build.log
 jobs=${JOBS:-2}
 
-say() { printf 'openssl-src %s: %s\n' "$series" "$*" >&2; }
+if [[ $arch == arm64 ]]; then
+  # The apt area (and its lock) is shared with the native build of the series.
+  prefix=$cache/openssl-$series-arm64
+  src=$cache/openssl-$series-arm64-src
+  stamp=$prefix/.kcapi-aio-built
+  log=$cache/openssl-$series-arm64-build.log
+  suffix=" (arm64)"
+fi
+
+say() { printf 'openssl-src %s%s: %s\n' "$series" "${suffix:-}" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 # The prefix is usable when its openssl binary and library both report the series without any
@@ -53,12 +69,87 @@ valid() {
   [[ $built == "${lib%)}" ]] || return 1
 }
 
+# The arm64 prefix cannot run here: file(1) must call both binaries arm64, each must carry the
+# same "OpenSSL SERIES.x <date>" text (the library's is what bin/openssl version reports), and
+# bin/openssl's runpath must be the prefix's own lib/ (the guest has it at the same path).
+valid_arm64() {
+  [[ -f $stamp && -f $prefix/bin/openssl && -f $prefix/lib/libcrypto.so.3 && -f $prefix/lib/libssl.so.3 ]] || return 1
+  [[ -f $prefix/include/openssl/evp.h && -f $prefix/lib/pkgconfig/libcrypto.pc ]] || return 1
+  local f v1 v2
+  for f in "$prefix/bin/openssl" "$prefix/lib/libcrypto.so.3" "$prefix/lib/libssl.so.3"; do
+    file -L "$f" | grep -q 'ARM aarch64' || return 1
+  done
+  v1=$(grep -aoE "OpenSSL $series_re\.[0-9]+ [0-9]+ [A-Z][a-z]{2} [0-9]{4}" "$prefix/lib/libcrypto.so.3" | head -n1)
+  v2=$(grep -aoE "OpenSSL $series_re\.[0-9]+ [0-9]+ [A-Z][a-z]{2} [0-9]{4}" "$prefix/bin/openssl" | head -n1)
+  [[ -n $v1 && $v1 == "$v2" ]] || return 1
+  readelf -dW "$prefix/bin/openssl" | grep -qE "R(UN)?PATH.*\[$prefix/lib\]" || return 1
+}
+if [[ $arch == arm64 ]]; then
+  valid() { valid_arm64; }
+fi
+version_text() {
+  if [[ $arch == arm64 ]]; then
+    grep -aoE "OpenSSL $series_re\.[0-9]+ [0-9]+ [A-Z][a-z]{2} [0-9]{4}" "$prefix/lib/libcrypto.so.3" | head -n1
+  else
+    env -u LD_LIBRARY_PATH -u OPENSSL_CONF "$prefix/bin/openssl" version -v
+  fi
+}
+
 mkdir -p "$cache"
+if [[ $arch == arm64 ]]; then
+  exec 8>"$cache/openssl-$series-arm64.lock"
+  flock 8
+  if valid; then
+    say "cached: $(version_text)"
+    printf '%s\n' "$prefix"
+    exit 0
+  fi
+  for tool in aarch64-linux-gnu-gcc readelf file dpkg-source perl make; do
+    command -v "$tool" >/dev/null || die "$tool not found (run scripts/install-deps.sh)"
+  done
+  # The source package is the one the native build of the series downloaded (built first if
+  # needed, which is what CI does anyway).
+  native=$(bash "$0" "$series" | tail -n 1)
+  version=$(sed -n 's/^debian-version=//p' "$native/.kcapi-aio-built")
+  upstream=${version%-*} upstream=${upstream#*:}
+  exec 9>"$cache/openssl-$series.lock"
+  flock 9   # the apt area is the native build's
+  dsc=$(find "$aptdir/download/$version" -maxdepth 1 -name 'openssl_*.dsc' -print -quit 2>/dev/null || true)
+  [[ -n $dsc ]] || die "no source package for openssl=$version in $aptdir/download"
+  rm -rf "$src" "$prefix" "$src.unpack"
+  mkdir -p "$src.unpack"
+  say "unpacking $(basename "$dsc")"
+  dpkg-source --no-check -x "$dsc" "$src.unpack/openssl" >"$log" 2>&1 ||
+    { cat "$log" >&2; die "dpkg-source -x failed"; }
+  flock -u 9
+  mv "$src.unpack/openssl" "$src"
+  rm -rf "$src.unpack"
+
+  say "cross-building OpenSSL $upstream (Debian $version) for arm64 with make -j$jobs; log: $log"
+  start=$(date +%s)
+  (
+    cd "$src"
+    # Libraries, providers and apps/openssl only: no tests, docs or engines.
+    ./Configure linux-aarch64 --cross-compile-prefix=aarch64-linux-gnu- shared no-docs no-tests \
+      --prefix="$prefix" --libdir=lib "-Wl,-rpath,$prefix/lib"
+    make -j"$jobs" build_libs build_modules apps/openssl
+    make install_dev install_modules
+    install -d "$prefix/bin"
+    install -m 755 apps/openssl "$prefix/bin/openssl"
+  ) >>"$log" 2>&1 || { tail -n 40 "$log" >&2; die "build failed; full log in $log"; }
+  secs=$(($(date +%s) - start))
+  rm -rf "$src"
+  printf 'debian-version=%s\nupstream=%s\nbuild-seconds=%s\n' "$version" "$upstream" "$secs" >"$stamp"
+  valid || die "built, but $prefix does not check out as an arm64 OpenSSL $series (see valid_arm64)"
+  say "built in ${secs}s: $(version_text)"
+  printf '%s\n' "$prefix"
+  exit 0
+fi
 exec 9>"$cache/openssl-$series.lock"
 flock 9   # one build at a time; a second caller waits, then finds the cache valid
 
 if valid; then
-  say "cached: $(env -u LD_LIBRARY_PATH "$prefix/bin/openssl" version -v)"
+  say "cached: $(version_text)"
   printf '%s\n' "$prefix"
   exit 0
 fi

@@ -2,7 +2,7 @@
 # Boots real Debian kernels under qemu (TCG) and runs tests against their AF_ALG.
 #
 #   run.sh [--kernel 6.1|6.12|7.2|all|6.12-arm64] [--scenario S] [--build-dir DIR] [--list FILE]
-#          [--timeout SECS] [--refresh] [--keep]                 run the test list
+#          [--timeout SECS] [--refresh] [--keep] [--only-35]     run the test list
 #   run.sh [--kernel K] [--scenario S] [--build-dir DIR] -- PROGRAM [ARGS...]
 #                                                                run one command in the guest
 #   run.sh --fetch-only [--kernel K] [--refresh]                 only fill the kernel cache (and HAProxy's)
@@ -10,7 +10,8 @@
 # Scenarios: default (all AF_ALG modules), no-gcm (gcm(aes) absent), no-aio
 # (fs.aio-max-nr = 0), device (a virtio-crypto device serves cbc(aes), no AES-NI).
 # Without --scenario the list runs every scenario that has
-# entries; a command runs in "default". PROGRAM is looked up in DIR/modules, then
+# entries; a command runs in "default". --only-35 keeps only the list's S/3.5 entries
+# (CI's 3.5 build; its 3.0 build runs the rest). PROGRAM is looked up in DIR/modules, then
 # in DIR, then in the guest's PATH (busybox). "all" is 6.1, 6.12 and 7.2 (amd64);
 # 6.12-arm64 boots trixie's arm64 kernel under qemu-system-aarch64 -M virt and needs
 # an arm64 build dir (cmake/aarch64-linux-gnu.cmake). Exit status: 0 when every guest test
@@ -28,7 +29,7 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 kernel=all scenario='' build_dir='' list=$klab_dir/guest-tests.list
-boot_timeout='' refresh=() fetch_only=0 keep=0
+boot_timeout='' refresh=() fetch_only=0 keep=0 only35=0
 cmd=()
 while (($#)); do
   case $1 in
@@ -40,7 +41,8 @@ while (($#)); do
     --refresh) refresh=(--refresh); shift ;;
     --fetch-only) fetch_only=1; shift ;;
     --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --only-35) only35=1; shift ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; cmd=("$@"); break ;;
     *) klab_die "unknown argument '$1' (see --help)" ;;
   esac
@@ -138,10 +140,16 @@ prepare_tests() {
   # 3.0 and a 3.5 build, and a suite that needs one run goes to one of them.
   local has35=0
   grep -q '^KAIO_HAVE_EVP_PIPELINE:INTERNAL=1$' "$build_dir/CMakeCache.txt" 2>/dev/null && has35=1
+  ((!only35 || has35)) || klab_die "--only-35 needs a build with the pipeline API (OpenSSL 3.5+)"
   for s in default no-gcm no-aio device; do
     [[ -n $scenario && $s != "$scenario" ]] && continue
-    awk -v s="$s" -v has35="$has35" '!/^[[:space:]]*(#|$)/ && ($1 == s || $1 == "all" || (has35 && $1 == s "/3.5") || (!has35 && $1 == s "/3.0")) { $1 = ""; sub(/^ +/, ""); print }' \
-      "$list" | fill_placeholders >"$dir/$s.list"
+    awk -v s="$s" -v has35="$has35" -v only35="$only35" '!/^[[:space:]]*(#|$)/ && ((!only35 && ($1 == s || $1 == "all")) || (has35 && $1 == s "/3.5") || (!has35 && $1 == s "/3.0")) { $1 = ""; sub(/^ +/, ""); print }' \
+      "$list" | fill_placeholders |
+      # KLAB_KERNELS=A,B: only on those kernel series (a scenario left empty is not booted).
+      awk -v k="$series" '{ for (i = 1; i < NF; i++) if ($i ~ /^KLAB_KERNELS=/) {
+               n = split(substr($i, 14), ks, ","); keep = 0
+               for (j = 1; j <= n; j++) if (ks[j] == k || ks[j] == "all") keep = 1
+               if (!keep) next } print }' >"$dir/$s.list"
     [[ -s $dir/$s.list ]] || rm -f "$dir/$s.list"
   done
 }
