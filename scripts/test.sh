@@ -57,8 +57,8 @@ suite "$top/build" host
 ((lab)) && suite "$top/build" kernel-lab
 
 if ((o35)); then
-  prefix=$(bash "$top/scripts/openssl-src.sh" 3.5 | tail -n 1)
-  build "$top/build-35" -DKCAPI_AIO_OPENSSL_PREFIX="$prefix" -DKCAPI_AIO_LAB_ONLY_35=ON
+  prefix35=$(bash "$top/scripts/openssl-src.sh" 3.5 | tail -n 1)
+  build "$top/build-35" -DKCAPI_AIO_OPENSSL_PREFIX="$prefix35" -DKCAPI_AIO_LAB_ONLY_35=ON
   suite "$top/build-35" host
   ((lab)) && suite "$top/build-35" kernel-lab
 fi
@@ -90,7 +90,7 @@ if ((asan)); then
 
   # Fuzz build: only what the fuzz label and its lab list need.
   fuzz_args=()
-  ((o35)) && fuzz_args=(-DKCAPI_AIO_OPENSSL_PREFIX="$prefix")
+  ((o35)) && fuzz_args=(-DKCAPI_AIO_OPENSSL_PREFIX="$prefix35")
   CC=clang-14 cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DKCAPI_AIO_FUZZ=ON "${fuzz_args[@]}" >/dev/null
   cmake --build "$top/build-fuzz" -j "$jobs" --target fuzz_evp test_allocfail klab-afalg-check \
