@@ -19,6 +19,11 @@
  * One context per thread, not per key: fs.aio-max-nr bounds all contexts of
  * the system, and a thread runs one batch at a time.
  */
+/* Reads a thread's context holds at once (submitted and queued). */
+#define AIO_SLOTS (KAIO_MAX_BATCH * 4)
+
+struct job;
+
 struct aio_tls {
     io_context_t ctx;
     int efd;             /* completion eventfd (IOCB_FLAG_RESFD), -1 if none */
@@ -31,6 +36,10 @@ struct aio_tls {
     size_t outstanding;  /* reads submitted and not reaped, all batches */
     unsigned epoch;      /* bumped when the context is torn down under them */
     unsigned foreign;    /* batches holding completions another batch reaped */
+    /* Prepared reads of paused jobs, not submitted yet: the next flush sends
+     * them all in one io_submit. */
+    struct job *q[AIO_SLOTS];
+    size_t nq;
 };
 
 static __thread struct aio_tls tls;
@@ -95,7 +104,7 @@ static struct aio_tls *aio_ctx(void)
     pthread_once(&tls_once, tls_key_init);
     tls.ctx = 0;
     /* Room for the reads of a few paused jobs next to the running batch. */
-    r = kaio_sys_io_setup(KAIO_MAX_BATCH * 4, &tls.ctx);
+    r = kaio_sys_io_setup(AIO_SLOTS, &tls.ctx);
     if (r < 0) {
         tls.state = -1;
         tls.err = -r;
@@ -117,8 +126,12 @@ static struct aio_tls *aio_ctx(void)
 
 /* After an unrecoverable io_getevents failure: io_destroy waits for every
  * outstanding request, so no request outlives the buffers it points at. */
+static void unqueue_all(struct aio_tls *a);
+
 static void aio_ctx_reset(void)
 {
+    /* Queued reads never reached the kernel: their jobs run them again. */
+    unqueue_all(&tls);
     tls_release(&tls, 1);
     /* Batches that hold reaped results keep them (tls.foreign stays). */
     tls.outstanding = 0;
@@ -155,6 +168,8 @@ struct job {
     struct batch *b;         /* the batch it belongs to (completions are routed here) */
     long res;                /* a reaped read's result, not yet handled */
     int reaped;
+    int queued;              /* its read waits in the thread's queue */
+    int unsent;              /* its own batch's flush could not submit it */
     int inject;              /* test fault for this AIO read, 0 none */
     union {
         char buf[CBUF_SIZE];
@@ -174,8 +189,10 @@ struct batch {
     unsigned epoch;          /* a's epoch when they went */
     size_t outstanding;      /* its reads not handled yet (reaped or not) */
     size_t nready;           /* of those, reaped (by anyone) */
+    size_t queued;           /* its reads in the thread's queue, not submitted */
     int foreign;             /* counted in a->foreign */
     int abandoned;
+    int keywait;             /* only waits for its key (key_take): holds nothing */
 };
 
 static void ctr_add(unsigned char ctr[16], size_t blocks)
@@ -510,7 +527,9 @@ static int reap(struct aio_tls *a, struct batch *cur, long min_nr)
         }
         a->outstanding--;
     }
-    if (a->foreign > 0 && a->efd >= 0)
+    /* Results waiting for a paused job, or reads waiting for a flush: the
+     * loop must come back to this thread's jobs. */
+    if ((a->foreign > 0 || a->nq > 0) && a->efd >= 0)
         kaio_sys_eventfd_write(a->efd);
     return r;
 }
@@ -547,14 +566,115 @@ static void lose_outstanding(struct batch *b, struct job **w, size_t n, int err)
     b->outstanding = b->nready;
 }
 
-/* One io_submit of the wave's reads (resubmitting after a short one), then
- * reap. Returns how many went through AIO; reads it could not submit are
- * done synchronously (their data is already queued on the socket). */
+/* ---------------- the thread's queue of reads ---------------- */
+
+/* A queued read taken out without reaching the kernel goes back to its
+ * batch as a read that did not run: complete() drops the socket (its data
+ * is still there) and the job runs again in the next wave. */
+static void route_unsent(struct aio_tls *a, struct job *j)
+{
+    struct batch *o = j->b;
+
+    j->queued = 0;
+    j->cb.data = NULL;
+    j->res = -EAGAIN;
+    j->reaped = 1;
+    o->queued--;
+    o->outstanding++;
+    if (o->nready++ == 0 && !o->foreign) {
+        o->foreign = 1;
+        a->foreign++;
+    }
+}
+
+static void unqueue_all(struct aio_tls *a)
+{
+    size_t i;
+
+    for (i = 0; i < a->nq; i++)
+        route_unsent(a, a->q[i]);
+    a->nq = 0;
+}
+
+/* One io_submit of every queued read of the thread, whichever paused job
+ * queued it (resubmitting after a short one). Reads of cur that did not go
+ * are marked unsent (its caller reads them synchronously: their data is on
+ * the socket); other batches get theirs back as not run. Returns 1 when the
+ * context cannot take socket reads at all. */
+static int flush(struct aio_tls *a, struct batch *cur)
+{
+    struct iocb *cbs[AIO_SLOTS];
+    size_t n = a->nq, i, done = 0;
+    unsigned attempt = 0;
+    int fatal = 0;
+
+    if (n == 0)
+        return 0;
+    for (i = 0; i < n; i++)
+        cbs[i] = &a->q[i]->cb;
+    while (done < n) {
+        int r = kaio_sys_io_submit(a->ctx, (long)(n - done), cbs + done);
+
+        if (r > 0) {
+            done += (size_t)r;
+            attempt = 0;
+            continue;
+        }
+        if ((r == 0 || r == -EAGAIN || r == -EBUSY || r == -EINTR) && ++attempt < KAIO_RETRIES) {
+            if (r != -EINTR)
+                kaio_sys_backoff(attempt);
+            continue;
+        }
+        /* EINVAL/ENOSYS/...: this context cannot take socket reads. */
+        if (r != 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
+            fatal = 1;
+        break;
+    }
+    for (i = 0; i < n; i++) {
+        struct job *j = a->q[i];
+        struct batch *o = j->b;
+
+        if (i < done) {
+            j->queued = 0;
+            j->via_aio = 1;
+            o->queued--;
+            o->outstanding++;
+            a->outstanding++;
+        } else if (o == cur) {
+            j->queued = 0;
+            j->cb.data = NULL;
+            j->unsent = 1;
+            o->queued--;
+        } else {
+            route_unsent(a, j);
+        }
+    }
+    a->nq = 0;
+    /* Submitted and not reaped yet: in flight together, with the reads of
+     * this thread's paused jobs. */
+    if (done > 0)
+        kaio_note_inflight(a->outstanding);
+    return fatal;
+}
+
+/* Whether a wave's reads wait in the queue for other jobs' (see
+ * kaio_set_async_batch): only a job that can pause, and only for a device,
+ * whose completions come later anyway; a CPU driver completes inside
+ * io_submit and would only lose a round of the loop. */
+static int hold_for_others(const struct batch *b, size_t m)
+{
+    return m > 0 && b->wait != NULL && kaio_async_batch()
+           && kaio_probe()->mode[b->k->mode].drv_class == KAIO_DRV_DEVICE;
+}
+
+/* The wave's reads go to the thread's queue and the queue to the kernel in
+ * one io_submit: at once, or, inside a job on a device, after the job paused
+ * once so the thread's other jobs add theirs; then reap. Returns how many
+ * went through AIO; reads that could not be submitted are done
+ * synchronously (their data is already queued on the socket). */
 static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_t m)
 {
-    struct iocb *cbs[KAIO_MAX_BATCH];
-    size_t i, done = 0;
-    unsigned attempt = 0;
+    size_t i, unsent = 0;
     int fatal = 0;
     size_t k = 0;
 
@@ -576,49 +696,49 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
         j->cb.data = j;
         j->b = b;
         j->reaped = 0;
-        cbs[k - 1] = &j->cb;
+        j->unsent = 0;
     }
     m = k;
-    while (done < m) {
-        int r = kaio_sys_io_submit(a->ctx, (long)(m - done), cbs + done);
-
-        if (r > 0) {
-            done += (size_t)r;
-            attempt = 0;
-            continue;
-        }
-        if ((r == 0 || r == -EAGAIN || r == -EBUSY || r == -EINTR) && ++attempt < KAIO_RETRIES) {
-            if (r != -EINTR)
-                kaio_sys_backoff(attempt);
-            continue;
-        }
-        /* EINVAL/ENOSYS/...: this context cannot take socket reads. */
-        if (r != 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
-            fatal = 1;
-        break;
+    if (a->nq + m > AIO_SLOTS)
+        fatal |= flush(a, b); /* no room left: what waits goes now */
+    b->a = a;
+    b->epoch = a->epoch;
+    for (i = 0; i < m; i++) {
+        w[i]->queued = 1;
+        a->q[a->nq++] = w[i];
     }
-    for (i = 0; i < done; i++)
-        w[i]->via_aio = 1;
-    /* Submitted and not reaped yet: in flight together, with the reads of
-     * this thread's paused jobs. */
-    if (done > 0) {
-        a->outstanding += done;
-        b->outstanding += done;
-        b->a = a;
-        b->epoch = a->epoch;
-        kaio_note_inflight(a->outstanding);
+    b->queued = m;
+    if (hold_for_others(b, m)) {
+        /* Readable now: the loop comes back to this thread's jobs in its
+         * next round, and the first to run submits every queued read. */
+        kaio_sys_eventfd_write(a->efd);
+        if (b->wait->pause(b->wait->arg, a->efd, (struct kaio_pending *)b) != 0)
+            b->wait = NULL;
     }
+    if (b->queued > 0)
+        fatal |= flush(a, b);
+    for (i = 0; i < m; i++) {
+        if (w[i]->queued) {
+            /* The queue went away while the job was paused (a forked child
+             * starts with none): not submitted. */
+            w[i]->queued = 0;
+            w[i]->cb.data = NULL;
+            w[i]->unsent = 1;
+        }
+        unsent += w[i]->unsent;
+    }
+    b->queued = 0;
     while (b->outstanding > 0) {
         long min_nr;
         int r;
 
         if (b->nready > 0) {
-            collect(b, w, done);
+            collect(b, w, m);
             continue;
         }
         if (b->epoch != a->epoch) {
-            lose_outstanding(b, w, done, EIO);
-            collect(b, w, done);
+            lose_outstanding(b, w, m, EIO);
+            collect(b, w, m);
             break;
         }
         /* Alone on the context: wait for all of ours at once (one call). */
@@ -629,8 +749,8 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
         if (r < 0 || (r == 0 && min_nr > 0)) {
             /* Cannot reap: wait the requests out, their results are lost. */
             aio_ctx_reset();
-            lose_outstanding(b, w, done, r < 0 ? -r : EIO);
-            collect(b, w, done);
+            lose_outstanding(b, w, m, r < 0 ? -r : EIO);
+            collect(b, w, m);
             break;
         }
         if (r == 0 && b->nready == 0) {
@@ -639,17 +759,20 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
                 b->wait = NULL;
         }
     }
-    if (done < m) {
-        kaio_count_fallback(KAIO_R_AIO_UNAVAILABLE, m - done);
-        if (fatal) {
-            aio_ctx_reset();
-            tls.state = -1;
-            tls.err = EINVAL;
-        }
-        for (i = done; i < m; i++)
-            recv_sync(b, w[i]);
+    if (fatal) {
+        aio_ctx_reset();
+        tls.state = -1;
+        tls.err = EINVAL;
     }
-    return done;
+    if (unsent > 0) {
+        kaio_count_fallback(KAIO_R_AIO_UNAVAILABLE, unsent);
+        for (i = 0; i < m; i++)
+            if (w[i]->unsent) {
+                w[i]->unsent = 0;
+                recv_sync(b, w[i]);
+            }
+    }
+    return m - unsent;
 }
 
 /* ---------------- CBC decryption as one kernel operation ---------------- */
@@ -1070,14 +1193,67 @@ size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio
     return kaio_key_run_wait(k, ops, n, path, NULL);
 }
 
+/* Rounds of the loop a job waits for a key held by another job of its
+ * thread: its holder resumes in the same rounds, so this is far more than
+ * it needs; a caller that blocked pauses would spin here without a bound. */
+#define KEY_WAIT_ROUNDS 10000
+
+/* Takes the key; -1 when it cannot be had. Inside a job, a key held by a job
+ * paused on this thread cannot be waited for by blocking (the holder resumes
+ * only when this thread's loop runs): the job pauses until a round finds it
+ * free. The thread's context stands for the thread. */
+static int key_take(struct kaio_key *k, const struct kaio_wait *w)
+{
+    unsigned rounds = 0;
+
+    if (w == NULL || w->pause == NULL) {
+        pthread_mutex_lock(&k->lock);
+    } else {
+        while (pthread_mutex_trylock(&k->lock) != 0) {
+            struct aio_tls *a;
+            struct batch wb;
+
+            if (__atomic_load_n(&k->holder, __ATOMIC_ACQUIRE) != (const void *)&tls) {
+                /* Another thread's run: it ends without this one's help. */
+                pthread_mutex_lock(&k->lock);
+                break;
+            }
+            if (++rounds > KEY_WAIT_ROUNDS || (a = aio_ctx()) == NULL || a->efd < 0)
+                return -1;
+            memset(&wb, 0, sizeof(wb));
+            wb.k = k;
+            wb.keywait = 1;
+            /* Readable: the loop resumes this job in its next round. */
+            kaio_sys_eventfd_write(a->efd);
+            if (w->pause(w->arg, a->efd, (struct kaio_pending *)&wb) != 0)
+                return -1;
+        }
+    }
+    __atomic_store_n(&k->holder, (const void *)&tls, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static void key_give(struct kaio_key *k)
+{
+    __atomic_store_n(&k->holder, NULL, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&k->lock);
+}
+
 size_t kaio_key_run_wait(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path,
                          const struct kaio_wait *w)
 {
-    size_t done = 0, not_run = 0;
+    size_t done = 0, not_run = 0, i;
 
     if (k == NULL || (ops == NULL && n > 0))
         return n;
-    pthread_mutex_lock(&k->lock);
+    if (key_take(k, w) != 0) {
+        for (i = 0; i < n; i++) {
+            ops[i].status = KAIO_NOT_RUN;
+            ops[i].reason = KAIO_R_KEY_BUSY;
+            ops[i].err = EDEADLK;
+        }
+        return n;
+    }
     kaio_key_check_fork(k);
     while (done < n) {
         size_t m = n - done < KAIO_MAX_BATCH ? n - done : KAIO_MAX_BATCH;
@@ -1085,7 +1261,7 @@ size_t kaio_key_run_wait(struct kaio_key *k, struct kaio_op *ops, size_t n, enum
         not_run += run_slice(k, ops + done, m, path, w);
         done += m;
     }
-    pthread_mutex_unlock(&k->lock);
+    key_give(k);
     return not_run;
 }
 
@@ -1094,11 +1270,30 @@ void kaio_pending_abandon(struct kaio_pending *p)
     struct batch *b = (struct batch *)p;
     struct aio_tls *a;
 
-    if (b == NULL || b->abandoned)
+    if (b == NULL || b->abandoned || b->keywait)
         return;
     a = b->a;
     b->abandoned = 1;
     b->wait = NULL;
+    if (b->queued > 0) {
+        /* Queued, never submitted: no kernel write to wait for, but the
+         * data waits on each socket, so those sockets are not reused. */
+        size_t i, k = 0;
+
+        for (i = 0; i < a->nq; i++) {
+            struct job *j = a->q[i];
+
+            if (j->b != b) {
+                a->q[k++] = j;
+                continue;
+            }
+            j->queued = 0;
+            j->cb.data = NULL;
+            kaio_key_op_drop(j->t, (unsigned)j->sock);
+        }
+        a->nq = k;
+        b->queued = 0;
+    }
     /* The kernel writes into the batch's buffers until each read is reaped. */
     while (b->outstanding > b->nready && b->epoch == a->epoch) {
         int r = reap(a, b, 1);
@@ -1119,5 +1314,5 @@ void kaio_pending_abandon(struct kaio_pending *p)
         free(b->aad_sink);
     b->aad_heap = 0;
     /* The job will not come back to finish the run: its key is free again. */
-    pthread_mutex_unlock(&b->k->lock);
+    key_give(b->k);
 }
