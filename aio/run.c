@@ -675,7 +675,7 @@ static int hold_for_others(const struct batch *b, size_t m)
 static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_t m)
 {
     size_t i, unsent = 0;
-    int fatal = 0;
+    int fatal = 0, was_empty;
     size_t k = 0;
 
     for (i = 0; i < m; i++) {
@@ -703,15 +703,19 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
         fatal |= flush(a, b); /* no room left: what waits goes now */
     b->a = a;
     b->epoch = a->epoch;
+    was_empty = a->nq == 0;
     for (i = 0; i < m; i++) {
         w[i]->queued = 1;
         a->q[a->nq++] = w[i];
     }
     b->queued = m;
     if (hold_for_others(b, m)) {
-        /* Readable now: the loop comes back to this thread's jobs in its
-         * next round, and the first to run submits every queued read. */
-        kaio_sys_eventfd_write(a->efd);
+        /* Readable while the queue is not empty (the job that starts it
+         * writes; reap() writes again after reading): the loop comes back
+         * to this thread's jobs in its next round, and the first to run
+         * submits every queued read. */
+        if (was_empty)
+            kaio_sys_eventfd_write(a->efd);
         if (b->wait->pause(b->wait->arg, a->efd, (struct kaio_pending *)b) != 0)
             b->wait = NULL;
     }
