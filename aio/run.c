@@ -3,7 +3,8 @@
  * io_submit of n reads reaped with io_getevents (AIO path), or sendmsg + read
  * per op (sync path). Records larger than one kernel operation may carry are
  * cut into chunks whose IVs are chained here in user space, one chunk per
- * record per round ("wave").
+ * record per round ("wave"). Inside cooperative jobs on a device, the waves
+ * of the thread's paused jobs share one io_submit (the thread's queue).
  */
 #include "key.h"
 #include "sys.h"
@@ -15,15 +16,15 @@
 
 /* ---------------- the thread's AIO context ---------------- */
 
-/*
- * One context per thread, not per key: fs.aio-max-nr bounds all contexts of
- * the system, and a thread runs one batch at a time.
- */
 /* Reads a thread's context holds at once (submitted and queued). */
 #define AIO_SLOTS (KAIO_MAX_BATCH * 4)
 
 struct job;
 
+/*
+ * One context per thread, not per key: fs.aio-max-nr bounds all contexts of
+ * the system, and a thread runs one batch at a time.
+ */
 struct aio_tls {
     io_context_t ctx;
     int efd;             /* completion eventfd (IOCB_FLAG_RESFD), -1 if none */
@@ -124,10 +125,10 @@ static struct aio_tls *aio_ctx(void)
     return &tls;
 }
 
-/* After an unrecoverable io_getevents failure: io_destroy waits for every
- * outstanding request, so no request outlives the buffers it points at. */
 static void unqueue_all(struct aio_tls *a);
 
+/* After an unrecoverable io_getevents failure: io_destroy waits for every
+ * outstanding request, so no request outlives the buffers it points at. */
 static void aio_ctx_reset(void)
 {
     /* Queued reads never reached the kernel: their jobs run them again. */
