@@ -755,6 +755,48 @@ START_TEST(same_key_blocked)
 }
 END_TEST
 
+/*
+ * A job waiting for a key that a paused job holds, freed while it waits:
+ * it held nothing and nothing of it is in the kernel, so the holder finishes,
+ * the key is free again and a new job on it runs byte for byte.
+ */
+START_TEST(same_key_waiter_freed)
+{
+    static struct ejob e[3];
+    unsigned char key[16];
+    struct kaio_key *k = eng_key(key);
+    size_t i;
+
+    if (k == NULL) {
+        ck_assert_msg(!expect_kernel(), "the kernel was expected to take cbc(aes)");
+        return;
+    }
+    for (i = 0; i < 3; i++)
+        ejob_init(&e[i], k);
+    e[0].done = estep(&e[0]);
+    e[1].done = estep(&e[1]);
+    printf("waiter freed: holder %s, waiter %s\n", e[0].done ? "finished" : "paused",
+           e[1].done ? "finished" : "paused");
+    if (expect_pause() && batching())
+        ck_assert(!e[0].done && !e[1].done);
+    if (!e[1].done) {
+        ASYNC_WAIT_CTX_free(e[1].wc); /* its clean-up has nothing to wait for */
+        e[1].wc = NULL;
+        e[1].done = 1;
+    }
+    ejobs_finish(e, 2);
+    ejob_check(&e[0], key);
+    /* The key is free: a new job takes it at once. */
+    e[2].done = estep(&e[2]);
+    ejobs_finish(&e[2], 1);
+    ejob_check(&e[2], key);
+    ASYNC_WAIT_CTX_free(e[0].wc);
+    ASYNC_WAIT_CTX_free(e[1].wc);
+    ASYNC_WAIT_CTX_free(e[2].wc);
+    kaio_key_free(k);
+}
+END_TEST
+
 /* Outside a job nothing changes: no pause. */
 START_TEST(outside_job)
 {
@@ -783,6 +825,7 @@ int main(void)
     tcase_add_test(tc, freed_while_queued);
     tcase_add_test(tc, same_key);
     tcase_add_test(tc, same_key_blocked);
+    tcase_add_test(tc, same_key_waiter_freed);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
