@@ -52,6 +52,8 @@ enum kaio_reason {
                                 synchronous software implementations (Linux 7.2) */
     KAIO_R_FD_LOST,          /* our socket's fd number was closed (and maybe reused) under us
                                 and no new socket could take its place in this call */
+    KAIO_R_KEY_BUSY,         /* the key is held by a job paused on the same thread, which cannot
+                                resume before this call returns */
     KAIO_NREASONS
 };
 
@@ -145,6 +147,16 @@ void kaio_set_aio_disabled(int disabled);
  * either way.
  */
 void kaio_set_coalesce(int on);
+
+/*
+ * Batching across waiting jobs (on by default): inside a cooperative job (see
+ * kaio_key_run_wait) a wave's reads for a device driver are not submitted at
+ * once but queued on the thread; the job pauses and the first job of the
+ * thread that runs again submits the whole queue, every job's reads, in one
+ * io_submit. Off: each wave submits its own reads. CPU drivers complete
+ * inside io_submit, so their waves never wait for a queue.
+ */
+void kaio_set_async_batch(int on);
 
 /* ---------------- keys and batches ---------------- */
 
