@@ -27,8 +27,6 @@ struct job;
  */
 struct aio_tls {
     io_context_t ctx;
-    int efd;             /* completion eventfd (IOCB_FLAG_RESFD), -1 if none */
-    unsigned long efd_ino;
     unsigned gen;        /* fork generation the context was made in */
     int state;           /* 0 none, 1 ready, -1 failed */
     int err;
@@ -50,13 +48,8 @@ static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
 static void tls_release(struct aio_tls *a, int destroy)
 {
-    unsigned long ino;
-
     if (a->state == 1 && destroy)
         kaio_sys_io_destroy(a->ctx);
-    if (a->efd >= 0 && kaio_sys_fd_ino_any(a->efd, &ino) == 0 && ino == a->efd_ino)
-        kaio_sys_close(a->efd);
-    a->efd = -1;
     a->ctx = 0;
     a->state = 0;
 }
@@ -116,13 +109,6 @@ static struct aio_tls *aio_ctx(void)
         return NULL;
     }
     tls.state = 1;
-    tls.efd = kaio_sys_eventfd();
-    if (tls.efd >= 0 && kaio_sys_fd_ino_any(tls.efd, &tls.efd_ino) < 0) {
-        kaio_sys_close(tls.efd);
-        tls.efd = -1;
-    }
-    if (tls.efd < 0)
-        tls.efd = -1;
     if (tls_key_made)
         pthread_setspecific(tls_key, &tls);
     return &tls;
@@ -141,6 +127,34 @@ static void aio_ctx_reset(void)
     kaio_count(KAIO_C_AIO_READS_ENDED, tls.outstanding);
     tls.outstanding = 0;
     tls.epoch++;
+}
+
+/* ---------------- a job owner's eventfd ---------------- */
+
+int kaio_job_fd_get(struct kaio_job_fd *f)
+{
+    unsigned gen = kaio_fork_generation();
+    int r;
+
+    if (f->fd >= 0 && f->gen == gen)
+        return f->fd;
+    if (f->fd < 0) {
+        /* Not raised above KAIO_FD_FLOOR: servers index tables by it. */
+        if ((r = kaio_sys_eventfd()) < 0)
+            return r;
+        f->fd = r;
+    } else if ((r = kaio_sys_eventfd_renew(f->fd)) < 0) {
+        return r;
+    }
+    f->gen = gen;
+    return f->fd;
+}
+
+void kaio_job_fd_close(struct kaio_job_fd *f)
+{
+    if (f->fd >= 0)
+        kaio_sys_close(f->fd);
+    f->fd = -1;
 }
 
 /* ---------------- jobs ---------------- */
@@ -178,6 +192,7 @@ struct job {
     int queued;              /* its read waits in the thread's queue */
     int unsent;              /* its own batch's flush could not submit it */
     int inject;              /* test fault for this AIO read, 0 none */
+    int resfd;               /* the eventfd its read names (IOCB_FLAG_RESFD), -1 none */
     union {
         char buf[CBUF_SIZE];
         struct cmsghdr align;
@@ -192,6 +207,7 @@ struct batch {
     int aad_heap;            /* aad_sink was malloc'd */
     int lost;                /* an fd was found closed under us this wave */
     const struct kaio_wait *wait; /* pause instead of blocking (NULL: block) */
+    int efd;                 /* the job's eventfd (wait->fd) this wave, -1 none */
     struct aio_tls *a;       /* the context its reads went to */
     unsigned epoch;          /* a's epoch when they went */
     size_t outstanding;      /* its reads not handled yet (reaped or not) */
@@ -516,12 +532,12 @@ static int reap(struct aio_tls *a, struct batch *cur, long min_nr)
     struct timespec zero = { 0, 0 };
     int r, i;
 
-    if (cur->wait != NULL && a->efd >= 0)
-        kaio_sys_eventfd_read(a->efd);
+    if (cur->wait != NULL && cur->efd >= 0)
+        kaio_sys_eventfd_read(cur->efd);
     if (min_nr == 0 && kaio_sys_peek_fault() > 0) {
         /* Test fault: the completions show up just after this look. */
-        if (a->efd >= 0)
-            kaio_sys_eventfd_write(a->efd);
+        if (cur->efd >= 0)
+            kaio_sys_eventfd_write(cur->efd);
         return 0;
     }
     r = kaio_sys_io_getevents(a->ctx, min_nr, KAIO_MAX_BATCH, ev, min_nr ? NULL : &zero);
@@ -538,12 +554,11 @@ static int reap(struct aio_tls *a, struct batch *cur, long min_nr)
         }
         a->outstanding--;
     }
+    /* A paused job whose result another batch reaped needs no signal here:
+     * the kernel signalled its own eventfd when the read completed (or the
+     * job made it readable itself when its reads name none). */
     if (r > 0)
         kaio_count(KAIO_C_AIO_READS_ENDED, (uint64_t)r);
-    /* Results waiting for a paused job, or reads waiting for a flush: the
-     * loop must come back to this thread's jobs. */
-    if ((a->foreign > 0 || a->nq > 0) && a->efd >= 0)
-        kaio_sys_eventfd_write(a->efd);
     return r;
 }
 
@@ -678,6 +693,9 @@ static void route_unsent(struct aio_tls *a, struct job *j)
         o->foreign = 1;
         a->foreign++;
     }
+    /* No completion will signal its job: the job must run to see it. */
+    if (o->efd >= 0)
+        kaio_sys_eventfd_write(o->efd);
 }
 
 static void unqueue_all(struct aio_tls *a)
@@ -774,6 +792,10 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
 
     if (b->wait != NULL)
         bounce_wave(b, w, m);
+    /* The job's eventfd, which its reads name so that their completion
+     * wakes this job and no other: made now when the job will pause before
+     * submitting (held for others), else used if the job has one. */
+    b->efd = b->wait != NULL ? b->wait->fd(b->wait->arg, hold_for_others(b, m)) : -1;
     for (i = 0; i < m; i++) {
         struct job *j = w[i];
 
@@ -788,8 +810,9 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
             io_prep_pread(&j->cb, j->fd, j->rx[0].iov_base, j->rx[0].iov_len, 0);
         else
             io_prep_preadv(&j->cb, j->fd, j->rx, j->nrx, 0);
-        if (a->efd >= 0)
-            io_set_eventfd(&j->cb, a->efd);
+        j->resfd = b->efd;
+        if (b->efd >= 0)
+            io_set_eventfd(&j->cb, b->efd);
         j->cb.data = j;
         j->b = b;
         j->reaped = 0;
@@ -807,15 +830,15 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
         a->q[a->nq++] = w[i];
     }
     b->queued = m;
-    if (hold_for_others(b, m)) {
-        /* Readable while the queue is not empty (the job that starts it
-         * writes; reap() writes again after reading): the loop comes back
-         * to this thread's jobs in its next round, and the first to run
-         * submits every queued read. */
+    if (hold_for_others(b, m) && b->efd >= 0) {
+        /* The job that starts the queue makes its own eventfd readable: the
+         * loop comes back to it in its next round, and it (or any job of
+         * the thread that runs first) submits every queued read; the
+         * others' eventfds turn readable when their reads complete. */
         if (was_empty)
-            kaio_sys_eventfd_write(a->efd);
+            kaio_sys_eventfd_write(b->efd);
         b->k->paused = (struct kaio_pending *)b;
-        if (b->wait->pause(b->wait->arg, a->efd, (struct kaio_pending *)b) != 0)
+        if (b->wait->pause(b->wait->arg, b->efd, (struct kaio_pending *)b) != 0)
             b->wait = NULL;
         b->k->paused = NULL;
         if (b->gen != kaio_fork_generation()) {
@@ -864,8 +887,22 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
         }
         if (r == 0 && b->nready == 0) {
             /* Not there yet: let the job's owner run others meanwhile. */
+            int fd = b->efd >= 0 ? b->efd : b->wait->fd(b->wait->arg, 1);
+
+            if (fd < 0) {
+                b->wait = NULL; /* no eventfd: block */
+                continue;
+            }
+            b->efd = fd;
+            /* Reads that went out naming no eventfd of this job (it had
+             * none yet) will not wake it: it looks again next round. */
+            for (i = 0; i < m; i++)
+                if (w[i]->cb.data != NULL && !w[i]->reaped && w[i]->resfd != fd) {
+                    kaio_sys_eventfd_write(fd);
+                    break;
+                }
             b->k->paused = (struct kaio_pending *)b;
-            if (b->wait->pause(b->wait->arg, a->efd, (struct kaio_pending *)b) != 0)
+            if (b->wait->pause(b->wait->arg, fd, (struct kaio_pending *)b) != 0)
                 b->wait = NULL;
             b->k->paused = NULL;
             if (b->gen != kaio_fork_generation()) {
@@ -1195,7 +1232,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
                         const struct kaio_wait *wait, struct job *jobs)
 {
     struct job *w[KAIO_MAX_BATCH];
-    struct batch b = { .k = k, .jobs = jobs, .n = n, .jobs_heap = wait != NULL };
+    struct batch b = { .k = k, .jobs = jobs, .n = n, .jobs_heap = wait != NULL, .efd = -1 };
     unsigned char aad_stack[512];
     struct aio_tls *a = NULL;
     size_t i, maxaad = 0, not_done = 0, torun = 0;
@@ -1226,7 +1263,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
             a = aio_ctx();
         if (a == NULL)
             kaio_count_fallback(KAIO_R_AIO_UNAVAILABLE, torun);
-        if (a != NULL && a->efd >= 0 && wait != NULL && wait->pause != NULL)
+        if (a != NULL && wait != NULL && wait->pause != NULL && wait->fd != NULL)
             b.wait = wait;
     }
 
@@ -1286,7 +1323,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
                 kaio_key_check_fork(k);
                 kaio_key_batch_begin(k);
                 a = aio_ctx();
-                if (a != NULL && a->efd >= 0)
+                if (a != NULL && wait != NULL && wait->pause != NULL && wait->fd != NULL)
                     b.wait = wait;
             }
             if (tls.state != 1)
@@ -1368,26 +1405,27 @@ static int key_take(struct kaio_key *k, const struct kaio_wait *w)
 {
     unsigned rounds = 0;
 
-    if (w == NULL || w->pause == NULL) {
+    if (w == NULL || w->pause == NULL || w->fd == NULL) {
         pthread_mutex_lock(&k->lock);
     } else {
         while (pthread_mutex_trylock(&k->lock) != 0) {
-            struct aio_tls *a;
             struct batch wb;
+            int fd;
 
             if (__atomic_load_n(&k->holder, __ATOMIC_ACQUIRE) != (const void *)&tls) {
                 /* Another thread's run: it ends without this one's help. */
                 pthread_mutex_lock(&k->lock);
                 break;
             }
-            if (++rounds > KEY_WAIT_ROUNDS || (a = aio_ctx()) == NULL || a->efd < 0)
+            if (++rounds > KEY_WAIT_ROUNDS || (fd = w->fd(w->arg, 1)) < 0)
                 return -1;
             memset(&wb, 0, sizeof(wb));
             wb.k = k;
             wb.keywait = 1;
+            wb.efd = fd;
             /* Readable: the loop resumes this job in its next round. */
-            kaio_sys_eventfd_write(a->efd);
-            if (w->pause(w->arg, a->efd, (struct kaio_pending *)&wb) != 0)
+            kaio_sys_eventfd_write(fd);
+            if (w->pause(w->arg, fd, (struct kaio_pending *)&wb) != 0)
                 return -1;
         }
     }
@@ -1461,6 +1499,10 @@ void kaio_pending_abandon(struct kaio_pending *p)
         }
         a->nq = k;
         b->queued = 0;
+        /* It may have been the job that made the queue's wake-up: the job
+         * of the first read left there runs next round and submits. */
+        if (k > 0 && a->q[0]->b->efd >= 0 && b->gen == kaio_fork_generation())
+            kaio_sys_eventfd_write(a->q[0]->b->efd);
     }
     /* The kernel writes into the batch's buffers until each read is reaped;
      * in a forked child the reads and the buffers they fill are the parent's. */

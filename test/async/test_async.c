@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <openssl/async.h>
@@ -158,6 +159,7 @@ struct slot {
     unsigned char key[16], iv[16];
     unsigned char *in, *out;
     int done, paused;
+    int fd; /* our fd in its wait ctx since its first pause, -1 before */
 };
 
 /* Starts (or resumes) a job; 1 when it finished, 0 when it paused. */
@@ -169,13 +171,18 @@ static int step(struct slot *s)
     case ASYNC_FINISH:
         ck_assert_int_eq(ret, 1);
         ck_assert_ptr_null(s->job);
-        /* Resumed for good: nothing of ours is left in the wait ctx. */
-        ck_assert_int_eq(wait_fd(s->wc), -1);
+        /* Finished: the wait ctx keeps its fd (if it ever paused) for its
+         * next job, until it is freed. */
+        ck_assert_int_eq(wait_fd(s->wc), s->fd);
         return 1;
     case ASYNC_PAUSE:
         s->paused++;
-        /* Paused on the kernel: the engine's eventfd is what to wait for. */
+        /* Paused on the kernel: the job's own eventfd is what to wait for,
+         * the same at every pause of its wait ctx. */
         ck_assert_int_ge(wait_fd(s->wc), 0);
+        if (s->fd >= 0)
+            ck_assert_int_eq(wait_fd(s->wc), s->fd);
+        s->fd = wait_fd(s->wc);
         return 0;
     default:
         ck_abort_msg("ASYNC_start_job failed: %s", tu_errors());
@@ -186,6 +193,7 @@ static int step(struct slot *s)
 static void slot_init(struct slot *s, size_t nrec)
 {
     memset(s, 0, sizeof(*s));
+    s->fd = -1;
     tu_rand_bytes(s->key, sizeof(s->key));
     tu_rand_bytes(s->iv, sizeof(s->iv));
     s->in = malloc(nrec * RECLEN);
@@ -340,6 +348,53 @@ START_TEST(many_jobs)
 END_TEST
 
 /*
+ * Jobs paused at the same time each wait on an fd of their own (a server
+ * such as HAProxy registers a job's fd as its connection's, and stops when
+ * two connections hand it the same one); a wait ctx keeps its fd from one
+ * pause to the next and closes it when it is freed, leaving no fd open.
+ */
+START_TEST(fd_per_wait_ctx)
+{
+    static struct slot sl[NJOBS];
+    int fds[NJOBS];
+    size_t i, x, paused = 0, fds0 = open_fds();
+
+    for (i = 0; i < NJOBS; i++)
+        slot_init(&sl[i], NREC);
+    for (i = 0; i < NJOBS; i++) {
+        sl[i].done = step(&sl[i]);
+        paused += !sl[i].done;
+    }
+    for (i = 0; i < NJOBS; i++) {
+        fds[i] = wait_fd(sl[i].wc);
+        for (x = 0; x < i; x++)
+            if (!sl[i].done && !sl[x].done)
+                ck_assert_msg(fds[i] != fds[x], "jobs %zu and %zu paused on the same fd %d", x, i,
+                              fds[i]);
+    }
+    printf("%zu of %d jobs paused at once, each on its own fd\n", paused, NJOBS);
+    resume_all(sl, NJOBS);
+    for (i = 0; i < NJOBS; i++) {
+        /* Kept after the job finished; the same fd at every pause (step). */
+        fds[i] = sl[i].fd;
+        ck_assert_int_eq(wait_fd(sl[i].wc), fds[i]);
+        if (fds[i] >= 0)
+            ck_assert_int_ge(fcntl(fds[i], F_GETFD), 0);
+    }
+    for (i = 0; i < NJOBS; i++)
+        slot_check_free(&sl[i], NREC);
+    for (i = 0; i < NJOBS; i++)
+        if (fds[i] >= 0)
+            ck_assert_msg(fcntl(fds[i], F_GETFD) == -1, "fd %d open after its wait ctx was freed", fds[i]);
+    ck_assert_uint_le(open_fds(), fds0);
+    if (expect_pause())
+        ck_assert_uint_gt(paused, 1);
+    else
+        ck_assert_uint_eq(paused, 0);
+}
+END_TEST
+
+/*
  * A job paused on the kernel whose wait ctx is freed (its connection went
  * away): the kernel wrote (or writes) into the engine's own buffer, never
  * the job's output, which stays untouched; the clean-up callback waits the
@@ -370,6 +425,9 @@ START_TEST(freed_while_paused)
         queued = tu_counter("io_submit_calls") == sub0;
         ASYNC_WAIT_CTX_free(s.wc); /* the clean-up callback runs here */
         s.wc = NULL;
+        /* It closed the job's eventfd. */
+        ck_assert_int_ge(s.fd, 0);
+        ck_assert_int_eq(fcntl(s.fd, F_GETFD), -1);
         {
             /* Queued or in the kernel, its read targets the engine's buffer,
              * not the job's: the abandoned record's output is untouched
@@ -398,9 +456,9 @@ START_TEST(freed_while_paused)
         ck_assert(!paused);
     if (expect_pause() && batching())
         ck_assert_msg(queued, "the first pause came after the submission");
-    /* Nothing left open but the thread's completion eventfd, made once. */
+    /* Nothing left open: the job's eventfd went with its wait ctx. */
     fds1 = open_fds();
-    ck_assert_uint_le(fds1, fds0 + 1);
+    ck_assert_uint_le(fds1, fds0);
     /* The thread's AIO still serves new jobs, byte for byte, and leaves no fd. */
     slot_init(&next, NREC);
     run_jobs(&next, 1);
@@ -546,8 +604,8 @@ START_TEST(freed_while_queued)
     free(sl[1].out);
     free(sl[1].in);
     EVP_CIPHER_CTX_free(sl[1].w.ctx);
-    /* Its socket went with it; only the thread's eventfd may be new. */
-    ck_assert_uint_le(open_fds(), fds0 + 1);
+    /* Its socket and eventfd went with it, the others' eventfds with theirs. */
+    ck_assert_uint_le(open_fds(), fds0);
 }
 END_TEST
 
@@ -555,30 +613,71 @@ END_TEST
 
 static const char eng_tag = 0;
 
-static void eng_gone(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD fd, void *pending)
+/* The engine's wait mapped onto the job, as the provider does it: an
+ * eventfd per wait ctx, closed when the wait ctx is freed. */
+struct eng_rec {
+    struct kaio_job_fd f;
+    struct kaio_pending *paused;
+};
+
+static void eng_gone(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD fd, void *custom)
 {
+    struct eng_rec *r = custom;
+
     (void)ctx;
     (void)key;
     (void)fd;
-    kaio_pending_abandon(pending);
+    if (r->paused != NULL)
+        kaio_pending_abandon(r->paused);
+    kaio_job_fd_close(&r->f);
+    free(r);
 }
 
-/* The engine's wait mapped onto the job, as the provider does it. */
-static int eng_pause(void *arg, int fd, struct kaio_pending *p)
+static struct eng_rec *eng_rec(int make)
 {
     ASYNC_JOB *job = ASYNC_get_current_job();
     ASYNC_WAIT_CTX *w = job != NULL ? ASYNC_get_wait_ctx(job) : NULL;
+    OSSL_ASYNC_FD fd;
+    void *custom = NULL;
+    struct eng_rec *r;
+
+    if (w == NULL)
+        return NULL;
+    if (ASYNC_WAIT_CTX_get_fd(w, &eng_tag, &fd, &custom) && custom != NULL)
+        return custom;
+    if (!make)
+        return NULL;
+    r = calloc(1, sizeof(*r));
+    ck_assert_ptr_nonnull(r);
+    r->f.fd = -1;
+    ck_assert_int_ge(kaio_job_fd_get(&r->f), 0);
+    ck_assert_int_eq(ASYNC_WAIT_CTX_set_wait_fd(w, &eng_tag, r->f.fd, r, eng_gone), 1);
+    return r;
+}
+
+static int eng_fd(void *arg, int make)
+{
+    struct eng_rec *r = eng_rec(make);
+
+    (void)arg;
+    return r != NULL ? kaio_job_fd_get(&r->f) : -1;
+}
+
+static int eng_pause(void *arg, int fd, struct kaio_pending *p)
+{
+    struct eng_rec *r = eng_rec(0);
     int ok;
 
     (void)arg;
-    if (w == NULL || !ASYNC_WAIT_CTX_set_wait_fd(w, &eng_tag, fd, p, eng_gone))
+    if (r == NULL || r->f.fd != fd)
         return -1;
+    r->paused = p;
     ok = ASYNC_pause_job();
-    ASYNC_WAIT_CTX_clear_fd(w, &eng_tag);
+    r->paused = NULL;
     return ok ? 0 : -1;
 }
 
-static const struct kaio_wait eng_wait = { eng_pause, NULL };
+static const struct kaio_wait eng_wait = { eng_fd, eng_pause, NULL };
 
 struct ejob {
     struct kaio_key *k;
@@ -909,6 +1008,7 @@ int main(void)
     tcase_add_test(tc, outside_job);
     tcase_add_test(tc, one_job);
     tcase_add_test(tc, many_jobs);
+    tcase_add_test(tc, fd_per_wait_ctx);
     tcase_add_test(tc, freed_while_paused);
     tcase_add_test(tc, fork_while_paused);
     tcase_add_test(tc, batch_1);
