@@ -80,7 +80,7 @@ if ((asan)); then
   # forked Check children exit holding what their parent set up.
   echo "== ctest -L host under ASan+UBSan in build-asan"
   ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$top/build-asan" -L host -E 'tls_sserver|consttime|evp-vectors' \
+    ctest --test-dir "$top/build-asan" -L host -E 'tls_sserver|async_servers|consttime|evp-vectors' \
     --output-on-failure -j "$jobs"
   echo "== LeakSanitizer: kcapi-aio-info --exercise"
   ASAN_OPTIONS=detect_leaks=1 "$top/build-asan/modules/kcapi-aio-info" --exercise >/dev/null

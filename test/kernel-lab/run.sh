@@ -5,7 +5,7 @@
 #          [--timeout SECS] [--refresh] [--keep]                 run the test list
 #   run.sh [--kernel K] [--scenario S] [--build-dir DIR] -- PROGRAM [ARGS...]
 #                                                                run one command in the guest
-#   run.sh --fetch-only [--kernel K] [--refresh]                 only fill the kernel cache
+#   run.sh --fetch-only [--kernel K] [--refresh]                 only fill the kernel cache (and HAProxy's)
 #
 # Scenarios: default (all AF_ALG modules), no-gcm (gcm(aes) absent), no-aio
 # (fs.aio-max-nr = 0), device (a virtio-crypto device serves cbc(aes), no AES-NI).
@@ -55,8 +55,12 @@ for k in "${kernels[@]}"; do
   else klab_need qemu-system-x86_64:qemu-system-x86 busybox:busybox-static; fi
 done
 
+# Debian's HAProxy (amd64) for the async-server tests, unpacked into the cache.
+has_amd64=0
+for k in "${kernels[@]}"; do [[ $(klab_arch "$k") == amd64 ]] && has_amd64=1; done
 if ((fetch_only)); then
   "$klab_dir/fetch-kernels.sh" "${refresh[@]}" "${kernels[@]}"
+  if ((has_amd64)); then "$klab_dir/fetch-haproxy.sh" "${refresh[@]}" >/dev/null; fi
   exit 0
 fi
 
@@ -91,6 +95,11 @@ fill_placeholders() {
     printf '%s\n' "$line"
   done
 }
+
+# HAPROXY_ROOT: fetched only when a list names it and an amd64 kernel boots.
+if ((has_amd64)) && grep -qs '@HAPROXY_ROOT@' "$list" "$klab_dir/guest-files.list"; then
+  placeholder[HAPROXY_ROOT]=$("$klab_dir/fetch-haproxy.sh" "${refresh[@]}") || klab_die "no haproxy (fetch-haproxy.sh)"
+fi
 
 # Host paths the guest also needs (guest-files.list), e.g. test vectors.
 extras=()
