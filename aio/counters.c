@@ -225,6 +225,7 @@ const char *kaio_reason_name(enum kaio_reason r)
         [KAIO_R_CPU_DRIVER] = "kernel driver runs on this CPU: in-process AES is faster",
         [KAIO_R_SYNC_ONLY] = "this kernel lets AF_ALG use only synchronous software implementations",
         [KAIO_R_FD_LOST] = "socket fd closed or taken over, no new socket",
+        [KAIO_R_KEY_BUSY] = "key held by a paused job of this thread",
     };
 
     return (unsigned)r < KAIO_NREASONS && names[r] != NULL ? names[r] : "unknown";

@@ -31,6 +31,7 @@ void kaio_fd_release(void);
 unsigned kaio_fd_budget(void);
 int kaio_aio_disabled(void);
 int kaio_coalesce(void);
+int kaio_async_batch(void);
 
 /* Algorithm names per mode, and the AF_ALG socket type ("skcipher"/"aead"). */
 const char *kaio_alg_name(enum kaio_mode m);

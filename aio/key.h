@@ -34,6 +34,7 @@ struct kaio_key {
     pid_t pid;           /* creating process */
     unsigned gen;        /* fork generation the sockets belong to */
     pthread_mutex_t lock;
+    const void *holder;  /* the thread holding lock (run.c), NULL: none; atomic */
     unsigned long batch; /* runs so far (under lock): each proves its sockets once */
     int lost;            /* a socket of this key was found taken over in this batch */
     size_t maxmsg;       /* bytes one kernel operation may carry; 0 = not learnt */

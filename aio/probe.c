@@ -102,6 +102,18 @@ int kaio_coalesce(void)
     return atomic_load_explicit(&coalesce, memory_order_relaxed);
 }
 
+static atomic_int async_batch = 1;
+
+void kaio_set_async_batch(int on)
+{
+    atomic_store(&async_batch, on != 0);
+}
+
+int kaio_async_batch(void)
+{
+    return atomic_load_explicit(&async_batch, memory_order_relaxed);
+}
+
 void kaio_set_chunk_limit(size_t bytes)
 {
     atomic_store(&chunk_limit, bytes);

@@ -3,7 +3,8 @@
  * io_submit of n reads reaped with io_getevents (AIO path), or sendmsg + read
  * per op (sync path). Records larger than one kernel operation may carry are
  * cut into chunks whose IVs are chained here in user space, one chunk per
- * record per round ("wave").
+ * record per round ("wave"). Inside cooperative jobs on a device, the waves
+ * of the thread's paused jobs share one io_submit (the thread's queue).
  */
 #include "key.h"
 #include "sys.h"
@@ -15,14 +16,17 @@
 
 /* ---------------- the thread's AIO context ---------------- */
 
+/* Reads a thread's context holds at once (submitted and queued). */
+#define AIO_SLOTS (KAIO_MAX_BATCH * 4)
+
+struct job;
+
 /*
  * One context per thread, not per key: fs.aio-max-nr bounds all contexts of
  * the system, and a thread runs one batch at a time.
  */
 struct aio_tls {
     io_context_t ctx;
-    int efd;             /* completion eventfd (IOCB_FLAG_RESFD), -1 if none */
-    unsigned long efd_ino;
     unsigned gen;        /* fork generation the context was made in */
     int state;           /* 0 none, 1 ready, -1 failed */
     int err;
@@ -31,6 +35,11 @@ struct aio_tls {
     size_t outstanding;  /* reads submitted and not reaped, all batches */
     unsigned epoch;      /* bumped when the context is torn down under them */
     unsigned foreign;    /* batches holding completions another batch reaped */
+    /* Prepared reads of paused jobs, not submitted yet: the next flush sends
+     * them all in one io_submit. */
+    struct job *q[AIO_SLOTS];
+    size_t nq;
+    struct iocb *cbs[AIO_SLOTS]; /* flush()'s argument: kept off a job's small stack */
 };
 
 static __thread struct aio_tls tls;
@@ -39,13 +48,8 @@ static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
 static void tls_release(struct aio_tls *a, int destroy)
 {
-    unsigned long ino;
-
     if (a->state == 1 && destroy)
         kaio_sys_io_destroy(a->ctx);
-    if (a->efd >= 0 && kaio_sys_fd_ino_any(a->efd, &ino) == 0 && ino == a->efd_ino)
-        kaio_sys_close(a->efd);
-    a->efd = -1;
     a->ctx = 0;
     a->state = 0;
 }
@@ -97,7 +101,7 @@ static struct aio_tls *aio_ctx(void)
     pthread_once(&tls_once, tls_key_init);
     tls.ctx = 0;
     /* Room for the reads of a few paused jobs next to the running batch. */
-    r = kaio_sys_io_setup(KAIO_MAX_BATCH * 4, &tls.ctx);
+    r = kaio_sys_io_setup(AIO_SLOTS, &tls.ctx);
     if (r < 0) {
         tls.state = -1;
         tls.err = -r;
@@ -105,27 +109,52 @@ static struct aio_tls *aio_ctx(void)
         return NULL;
     }
     tls.state = 1;
-    tls.efd = kaio_sys_eventfd();
-    if (tls.efd >= 0 && kaio_sys_fd_ino_any(tls.efd, &tls.efd_ino) < 0) {
-        kaio_sys_close(tls.efd);
-        tls.efd = -1;
-    }
-    if (tls.efd < 0)
-        tls.efd = -1;
     if (tls_key_made)
         pthread_setspecific(tls_key, &tls);
     return &tls;
 }
 
+static void unqueue_all(struct aio_tls *a);
+
 /* After an unrecoverable io_getevents failure: io_destroy waits for every
  * outstanding request, so no request outlives the buffers it points at. */
 static void aio_ctx_reset(void)
 {
+    /* Queued reads never reached the kernel: their jobs run them again. */
+    unqueue_all(&tls);
     tls_release(&tls, 1);
     /* Batches that hold reaped results keep them (tls.foreign stays). */
     kaio_count(KAIO_C_AIO_READS_ENDED, tls.outstanding);
     tls.outstanding = 0;
     tls.epoch++;
+}
+
+/* ---------------- a job owner's eventfd ---------------- */
+
+int kaio_job_fd_get(struct kaio_job_fd *f)
+{
+    unsigned gen = kaio_fork_generation();
+    int r;
+
+    if (f->fd >= 0 && f->gen == gen)
+        return f->fd;
+    if (f->fd < 0) {
+        /* Not raised above KAIO_FD_FLOOR: servers index tables by it. */
+        if ((r = kaio_sys_eventfd()) < 0)
+            return r;
+        f->fd = r;
+    } else if ((r = kaio_sys_eventfd_renew(f->fd)) < 0) {
+        return r;
+    }
+    f->gen = gen;
+    return f->fd;
+}
+
+void kaio_job_fd_close(struct kaio_job_fd *f)
+{
+    if (f->fd >= 0)
+        kaio_sys_close(f->fd);
+    f->fd = -1;
 }
 
 /* ---------------- jobs ---------------- */
@@ -160,7 +189,10 @@ struct job {
     struct batch *b;         /* the batch it belongs to (completions are routed here) */
     long res;                /* a reaped read's result, not yet handled */
     int reaped;
+    int queued;              /* its read waits in the thread's queue */
+    int unsent;              /* its own batch's flush could not submit it */
     int inject;              /* test fault for this AIO read, 0 none */
+    int resfd;               /* the eventfd its read names (IOCB_FLAG_RESFD), -1 none */
     union {
         char buf[CBUF_SIZE];
         struct cmsghdr align;
@@ -175,16 +207,19 @@ struct batch {
     int aad_heap;            /* aad_sink was malloc'd */
     int lost;                /* an fd was found closed under us this wave */
     const struct kaio_wait *wait; /* pause instead of blocking (NULL: block) */
+    int efd;                 /* the job's eventfd (wait->fd) this wave, -1 none */
     struct aio_tls *a;       /* the context its reads went to */
     unsigned epoch;          /* a's epoch when they went */
     size_t outstanding;      /* its reads not handled yet (reaped or not) */
     size_t nready;           /* of those, reaped (by anyone) */
+    size_t queued;           /* its reads in the thread's queue, not submitted */
     int foreign;             /* counted in a->foreign */
     int abandoned;
     int jobs_heap;           /* jobs was malloc'd (a batch that may pause) */
     unsigned gen;            /* fork generation its reads went out in */
     int forked;              /* resumed in a forked child: its key and context are the parent's */
     unsigned char *bounce;   /* where the kernel writes while the job may pause */
+    int keywait;             /* only waits for its key (key_take): holds nothing */
 };
 
 static void ctr_add(unsigned char ctr[16], size_t blocks)
@@ -497,12 +532,12 @@ static int reap(struct aio_tls *a, struct batch *cur, long min_nr)
     struct timespec zero = { 0, 0 };
     int r, i;
 
-    if (cur->wait != NULL && a->efd >= 0)
-        kaio_sys_eventfd_read(a->efd);
+    if (cur->wait != NULL && cur->efd >= 0)
+        kaio_sys_eventfd_read(cur->efd);
     if (min_nr == 0 && kaio_sys_peek_fault() > 0) {
         /* Test fault: the completions show up just after this look. */
-        if (a->efd >= 0)
-            kaio_sys_eventfd_write(a->efd);
+        if (cur->efd >= 0)
+            kaio_sys_eventfd_write(cur->efd);
         return 0;
     }
     r = kaio_sys_io_getevents(a->ctx, min_nr, KAIO_MAX_BATCH, ev, min_nr ? NULL : &zero);
@@ -519,10 +554,11 @@ static int reap(struct aio_tls *a, struct batch *cur, long min_nr)
         }
         a->outstanding--;
     }
+    /* A paused job whose result another batch reaped needs no signal here:
+     * the kernel signalled its own eventfd when the read completed (or the
+     * job made it readable itself when its reads name none). */
     if (r > 0)
         kaio_count(KAIO_C_AIO_READS_ENDED, (uint64_t)r);
-    if (a->foreign > 0 && a->efd >= 0)
-        kaio_sys_eventfd_write(a->efd);
     return r;
 }
 
@@ -610,7 +646,8 @@ static void lose_outstanding(struct batch *b, struct job **w, size_t n, int err)
 
 /*
  * Resumed in a forked child: the unreaped reads went to the parent's context
- * and the kernel writes the parent's copy of the bounce buffer. The ops'
+ * (or wait in the parent's queue, which only the parent submits) and the
+ * kernel writes the parent's copy of the bounce buffer. The ops'
  * buffers hold their input for those chunks (nothing was copied out yet), so
  * the chunks run again on the child's own sockets; reads reaped before the
  * fork are whole in the child's copy and handled as usual.
@@ -620,55 +657,74 @@ static void redo_forked(struct batch *b, struct job **w, size_t n)
     size_t i;
 
     for (i = 0; i < n; i++)
-        if (w[i]->cb.data != NULL && !w[i]->reaped) {
+        if ((w[i]->cb.data != NULL && !w[i]->reaped) || w[i]->unsent) {
+            /* Submitted, queued (the child drops the parent's queue) or
+             * left for a synchronous read of the parent's socket. */
             w[i]->cb.data = NULL;
+            w[i]->queued = 0;
+            w[i]->unsent = 0;
             unbounce(w[i], -1);
             kaio_count(KAIO_C_ASYNC_FORK_REDONE, 1);
         }
     b->outstanding = b->nready;
+    b->queued = 0;
     b->forked = 1;
     b->wait = NULL;
     b->foreign = 0; /* the child's context starts afresh (aio_ctx) */
     collect(b, w, n);
 }
 
-/* One io_submit of the wave's reads (resubmitting after a short one), then
- * reap. Returns how many went through AIO; reads it could not submit are
- * done synchronously (their data is already queued on the socket). */
-static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_t m)
+/* ---------------- the thread's queue of reads ---------------- */
+
+/* A queued read taken out without reaching the kernel goes back to its
+ * batch as a read that did not run: complete() drops the socket (its data
+ * is still there) and the job runs again in the next wave. */
+static void route_unsent(struct aio_tls *a, struct job *j)
 {
-    struct iocb *cbs[KAIO_MAX_BATCH];
-    size_t i, done = 0;
+    struct batch *o = j->b;
+
+    j->queued = 0;
+    j->cb.data = NULL;
+    j->res = -EAGAIN;
+    j->reaped = 1;
+    o->queued--;
+    o->outstanding++;
+    if (o->nready++ == 0 && !o->foreign) {
+        o->foreign = 1;
+        a->foreign++;
+    }
+    /* No completion will signal its job: the job must run to see it. */
+    if (o->efd >= 0)
+        kaio_sys_eventfd_write(o->efd);
+}
+
+static void unqueue_all(struct aio_tls *a)
+{
+    size_t i;
+
+    for (i = 0; i < a->nq; i++)
+        route_unsent(a, a->q[i]);
+    a->nq = 0;
+}
+
+/* One io_submit of every queued read of the thread, whichever paused job
+ * queued it (resubmitting after a short one). Reads of cur that did not go
+ * are marked unsent (its caller reads them synchronously: their data is on
+ * the socket); other batches get theirs back as not run. Returns 1 when the
+ * context cannot take socket reads at all. */
+static int flush(struct aio_tls *a, struct batch *cur)
+{
+    struct iocb **cbs = a->cbs;
+    size_t n = a->nq, i, done = 0;
     unsigned attempt = 0;
     int fatal = 0;
-    size_t k = 0;
 
-    if (b->wait != NULL)
-        bounce_wave(b, w, m);
-    for (i = 0; i < m; i++) {
-        struct job *j = w[i];
-
-        j->inject = kaio_sys_read_fault();
-        if (j->inject && kaio_sys_read_fault_before(j->inject)) {
-            unbounce(j, -1);
-            complete(b, j, -j->inject); /* as if this read never ran */
-            continue;
-        }
-        w[k++] = j;
-        if (j->nrx == 1)
-            io_prep_pread(&j->cb, j->fd, j->rx[0].iov_base, j->rx[0].iov_len, 0);
-        else
-            io_prep_preadv(&j->cb, j->fd, j->rx, j->nrx, 0);
-        if (a->efd >= 0)
-            io_set_eventfd(&j->cb, a->efd);
-        j->cb.data = j;
-        j->b = b;
-        j->reaped = 0;
-        cbs[k - 1] = &j->cb;
-    }
-    m = k;
-    while (done < m) {
-        int r = kaio_sys_io_submit(a->ctx, (long)(m - done), cbs + done);
+    if (n == 0)
+        return 0;
+    for (i = 0; i < n; i++)
+        cbs[i] = &a->q[i]->cb;
+    while (done < n) {
+        int r = kaio_sys_io_submit(a->ctx, (long)(n - done), cbs + done);
 
         if (r > 0) {
             done += (size_t)r;
@@ -685,30 +741,136 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
             fatal = 1;
         break;
     }
-    for (i = 0; i < done; i++)
-        w[i]->via_aio = 1;
+    for (i = 0; i < n; i++) {
+        struct job *j = a->q[i];
+        struct batch *o = j->b;
+
+        if (i < done) {
+            j->queued = 0;
+            j->via_aio = 1;
+            o->queued--;
+            o->outstanding++;
+            a->outstanding++;
+        } else if (o == cur) {
+            j->queued = 0;
+            j->cb.data = NULL;
+            j->unsent = 1;
+            o->queued--;
+        } else {
+            route_unsent(a, j);
+        }
+    }
+    a->nq = 0;
     /* Submitted and not reaped yet: in flight together, with the reads of
      * this thread's paused jobs. */
-    if (done > 0) {
-        a->outstanding += done;
-        b->outstanding += done;
-        b->a = a;
-        b->epoch = a->epoch;
-        b->gen = a->gen;
-        kaio_count(KAIO_C_AIO_READS, done);
+    if (done > 0)
         kaio_note_inflight(a->outstanding);
+    kaio_count(KAIO_C_AIO_READS, done);
+    return fatal;
+}
+
+/* Whether a wave's reads wait in the queue for other jobs' (see
+ * kaio_set_async_batch): only a job that can pause, and only for a device,
+ * whose completions come later anyway; a CPU driver completes inside
+ * io_submit and would only lose a round of the loop. */
+static int hold_for_others(const struct batch *b, size_t m)
+{
+    return m > 0 && b->wait != NULL && kaio_async_batch()
+           && kaio_probe()->mode[b->k->mode].drv_class == KAIO_DRV_DEVICE;
+}
+
+/* The wave's reads go to the thread's queue and the queue to the kernel in
+ * one io_submit: at once, or, inside a job on a device, after the job paused
+ * once so the thread's other jobs add theirs; then reap. Returns how many
+ * went through AIO; reads that could not be submitted are done
+ * synchronously (their data is already queued on the socket). */
+static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_t m)
+{
+    size_t i, unsent = 0;
+    int fatal = 0, was_empty;
+    size_t k = 0;
+
+    if (b->wait != NULL)
+        bounce_wave(b, w, m);
+    /* The job's eventfd, which its reads name so that their completion
+     * wakes this job and no other: made now when the job will pause before
+     * submitting (held for others), else used if the job has one. */
+    b->efd = b->wait != NULL ? b->wait->fd(b->wait->arg, hold_for_others(b, m)) : -1;
+    for (i = 0; i < m; i++) {
+        struct job *j = w[i];
+
+        j->inject = kaio_sys_read_fault();
+        if (j->inject && kaio_sys_read_fault_before(j->inject)) {
+            unbounce(j, -1);
+            complete(b, j, -j->inject); /* as if this read never ran */
+            continue;
+        }
+        w[k++] = j;
+        if (j->nrx == 1)
+            io_prep_pread(&j->cb, j->fd, j->rx[0].iov_base, j->rx[0].iov_len, 0);
+        else
+            io_prep_preadv(&j->cb, j->fd, j->rx, j->nrx, 0);
+        j->resfd = b->efd;
+        if (b->efd >= 0)
+            io_set_eventfd(&j->cb, b->efd);
+        j->cb.data = j;
+        j->b = b;
+        j->reaped = 0;
+        j->unsent = 0;
     }
+    m = k;
+    if (a->nq + m > AIO_SLOTS)
+        fatal |= flush(a, b); /* no room left: what waits goes now */
+    b->a = a;
+    b->epoch = a->epoch;
+    b->gen = a->gen;
+    was_empty = a->nq == 0;
+    for (i = 0; i < m; i++) {
+        w[i]->queued = 1;
+        a->q[a->nq++] = w[i];
+    }
+    b->queued = m;
+    if (hold_for_others(b, m) && b->efd >= 0) {
+        /* The job that starts the queue makes its own eventfd readable: the
+         * loop comes back to it in its next round, and it (or any job of
+         * the thread that runs first) submits every queued read; the
+         * others' eventfds turn readable when their reads complete. */
+        if (was_empty)
+            kaio_sys_eventfd_write(b->efd);
+        b->k->paused = (struct kaio_pending *)b;
+        if (b->wait->pause(b->wait->arg, b->efd, (struct kaio_pending *)b) != 0)
+            b->wait = NULL;
+        b->k->paused = NULL;
+        if (b->gen != kaio_fork_generation()) {
+            /* The queue is the parent's: the child never submits it. */
+            redo_forked(b, w, m);
+            goto out;
+        }
+    }
+    if (b->queued > 0)
+        fatal |= flush(a, b);
+    for (i = 0; i < m; i++) {
+        if (w[i]->queued) {
+            /* Not taken by the flush (it takes the whole queue): read
+             * synchronously rather than left behind. */
+            w[i]->queued = 0;
+            w[i]->cb.data = NULL;
+            w[i]->unsent = 1;
+        }
+        unsent += w[i]->unsent;
+    }
+    b->queued = 0;
     while (b->outstanding > 0) {
         long min_nr;
         int r;
 
         if (b->nready > 0) {
-            collect(b, w, done);
+            collect(b, w, m);
             continue;
         }
         if (b->epoch != a->epoch) {
-            lose_outstanding(b, w, done, EIO);
-            collect(b, w, done);
+            lose_outstanding(b, w, m, EIO);
+            collect(b, w, m);
             break;
         }
         /* Alone on the context: wait for all of ours at once (one call). */
@@ -719,39 +881,56 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
         if (r < 0 || (r == 0 && min_nr > 0)) {
             /* Cannot reap: wait the requests out, their results are lost. */
             aio_ctx_reset();
-            lose_outstanding(b, w, done, r < 0 ? -r : EIO);
-            collect(b, w, done);
+            lose_outstanding(b, w, m, r < 0 ? -r : EIO);
+            collect(b, w, m);
             break;
         }
         if (r == 0 && b->nready == 0) {
             /* Not there yet: let the job's owner run others meanwhile. */
+            int fd = b->efd >= 0 ? b->efd : b->wait->fd(b->wait->arg, 1);
+
+            if (fd < 0) {
+                b->wait = NULL; /* no eventfd: block */
+                continue;
+            }
+            b->efd = fd;
+            /* Reads that went out naming no eventfd of this job (it had
+             * none yet) will not wake it: it looks again next round. */
+            for (i = 0; i < m; i++)
+                if (w[i]->cb.data != NULL && !w[i]->reaped && w[i]->resfd != fd) {
+                    kaio_sys_eventfd_write(fd);
+                    break;
+                }
             b->k->paused = (struct kaio_pending *)b;
-            if (b->wait->pause(b->wait->arg, a->efd, (struct kaio_pending *)b) != 0)
+            if (b->wait->pause(b->wait->arg, fd, (struct kaio_pending *)b) != 0)
                 b->wait = NULL;
             b->k->paused = NULL;
             if (b->gen != kaio_fork_generation()) {
-                redo_forked(b, w, done);
+                redo_forked(b, w, m);
                 break;
             }
         }
     }
-    if (done < m) {
-        kaio_count_fallback(KAIO_R_AIO_UNAVAILABLE, m - done);
-        if (fatal) {
-            aio_ctx_reset();
-            tls.state = -1;
-            tls.err = EINVAL;
-        }
-        for (i = done; i < m; i++) {
-            unbounce(w[i], -1);
-            /* In a forked child the queued data is the parent's to read. */
-            if (!b->forked)
-                recv_sync(b, w[i]);
-        }
+    if (b->forked)
+        goto out;
+    if (fatal) {
+        aio_ctx_reset();
+        tls.state = -1;
+        tls.err = EINVAL;
     }
+    if (unsent > 0) {
+        kaio_count_fallback(KAIO_R_AIO_UNAVAILABLE, unsent);
+        for (i = 0; i < m; i++)
+            if (w[i]->unsent) {
+                w[i]->unsent = 0;
+                unbounce(w[i], -1);
+                recv_sync(b, w[i]);
+            }
+    }
+out:
     free(b->bounce);
     b->bounce = NULL;
-    return done;
+    return m - unsent;
 }
 
 /* ---------------- CBC decryption as one kernel operation ---------------- */
@@ -1053,7 +1232,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
                         const struct kaio_wait *wait, struct job *jobs)
 {
     struct job *w[KAIO_MAX_BATCH];
-    struct batch b = { .k = k, .jobs = jobs, .n = n, .jobs_heap = wait != NULL };
+    struct batch b = { .k = k, .jobs = jobs, .n = n, .jobs_heap = wait != NULL, .efd = -1 };
     unsigned char aad_stack[512];
     struct aio_tls *a = NULL;
     size_t i, maxaad = 0, not_done = 0, torun = 0;
@@ -1084,7 +1263,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
             a = aio_ctx();
         if (a == NULL)
             kaio_count_fallback(KAIO_R_AIO_UNAVAILABLE, torun);
-        if (a != NULL && a->efd >= 0 && wait != NULL && wait->pause != NULL)
+        if (a != NULL && wait != NULL && wait->pause != NULL && wait->fd != NULL)
             b.wait = wait;
     }
 
@@ -1144,7 +1323,7 @@ static size_t run_slice(struct kaio_key *k, struct kaio_op *ops, size_t n, enum 
                 kaio_key_check_fork(k);
                 kaio_key_batch_begin(k);
                 a = aio_ctx();
-                if (a != NULL && a->efd >= 0)
+                if (a != NULL && wait != NULL && wait->pause != NULL && wait->fd != NULL)
                     b.wait = wait;
             }
             if (tls.state != 1)
@@ -1213,14 +1392,68 @@ size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio
     return kaio_key_run_wait(k, ops, n, path, NULL);
 }
 
+/* Rounds of the loop a job waits for a key held by another job of its
+ * thread: its holder resumes in the same rounds, so this is far more than
+ * it needs; a caller that blocked pauses would spin here without a bound. */
+#define KEY_WAIT_ROUNDS 10000
+
+/* Takes the key; -1 when it cannot be had. Inside a job, a key held by a job
+ * paused on this thread cannot be waited for by blocking (the holder resumes
+ * only when this thread's loop runs): the job pauses until a round finds it
+ * free. The thread's context stands for the thread. */
+static int key_take(struct kaio_key *k, const struct kaio_wait *w)
+{
+    unsigned rounds = 0;
+
+    if (w == NULL || w->pause == NULL || w->fd == NULL) {
+        pthread_mutex_lock(&k->lock);
+    } else {
+        while (pthread_mutex_trylock(&k->lock) != 0) {
+            struct batch wb;
+            int fd;
+
+            if (__atomic_load_n(&k->holder, __ATOMIC_ACQUIRE) != (const void *)&tls) {
+                /* Another thread's run: it ends without this one's help. */
+                pthread_mutex_lock(&k->lock);
+                break;
+            }
+            if (++rounds > KEY_WAIT_ROUNDS || (fd = w->fd(w->arg, 1)) < 0)
+                return -1;
+            memset(&wb, 0, sizeof(wb));
+            wb.k = k;
+            wb.keywait = 1;
+            wb.efd = fd;
+            /* Readable: the loop resumes this job in its next round. */
+            kaio_sys_eventfd_write(fd);
+            if (w->pause(w->arg, fd, (struct kaio_pending *)&wb) != 0)
+                return -1;
+        }
+    }
+    __atomic_store_n(&k->holder, (const void *)&tls, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static void key_give(struct kaio_key *k)
+{
+    __atomic_store_n(&k->holder, NULL, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&k->lock);
+}
+
 size_t kaio_key_run_wait(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path,
                          const struct kaio_wait *w)
 {
-    size_t done = 0, not_run = 0;
+    size_t done = 0, not_run = 0, i;
 
     if (k == NULL || (ops == NULL && n > 0))
         return n;
-    pthread_mutex_lock(&k->lock);
+    if (key_take(k, w) != 0) {
+        for (i = 0; i < n; i++) {
+            ops[i].status = KAIO_NOT_RUN;
+            ops[i].reason = KAIO_R_KEY_BUSY;
+            ops[i].err = EDEADLK;
+        }
+        return n;
+    }
     kaio_key_check_fork(k);
     while (done < n) {
         size_t m = n - done < KAIO_MAX_BATCH ? n - done : KAIO_MAX_BATCH;
@@ -1229,7 +1462,7 @@ size_t kaio_key_run_wait(struct kaio_key *k, struct kaio_op *ops, size_t n, enum
                              : run_slice_stack(k, ops + done, m, path);
         done += m;
     }
-    pthread_mutex_unlock(&k->lock);
+    key_give(k);
     return not_run;
 }
 
@@ -1238,7 +1471,7 @@ void kaio_pending_abandon(struct kaio_pending *p)
     struct batch *b = (struct batch *)p;
     struct aio_tls *a;
 
-    if (b == NULL || b->abandoned)
+    if (b == NULL || b->abandoned || b->keywait)
         return;
     a = b->a;
     b->abandoned = 1;
@@ -1246,6 +1479,31 @@ void kaio_pending_abandon(struct kaio_pending *p)
     if (b->k->paused == p)
         b->k->paused = NULL;
     kaio_count(KAIO_C_ASYNC_ABANDONED, 1);
+    if (b->queued > 0) {
+        /* Queued, never submitted: no kernel write to wait for, but the
+         * data waits on each socket, so those sockets are not reused (in a
+         * forked child they are the parent's: the key drops them all). */
+        size_t i, k = 0;
+
+        for (i = 0; i < a->nq; i++) {
+            struct job *j = a->q[i];
+
+            if (j->b != b) {
+                a->q[k++] = j;
+                continue;
+            }
+            j->queued = 0;
+            j->cb.data = NULL;
+            if (b->gen == kaio_fork_generation())
+                kaio_key_op_drop(j->t, (unsigned)j->sock);
+        }
+        a->nq = k;
+        b->queued = 0;
+        /* It may have been the job that made the queue's wake-up: the job
+         * of the first read left there runs next round and submits. */
+        if (k > 0 && a->q[0]->b->efd >= 0 && b->gen == kaio_fork_generation())
+            kaio_sys_eventfd_write(a->q[0]->b->efd);
+    }
     /* The kernel writes into the batch's buffers until each read is reaped;
      * in a forked child the reads and the buffers they fill are the parent's. */
     while (b->gen == kaio_fork_generation() && b->outstanding > b->nready && b->epoch == a->epoch) {
@@ -1273,5 +1531,5 @@ void kaio_pending_abandon(struct kaio_pending *p)
         free(b->aad_sink);
     b->aad_heap = 0;
     /* The job will not come back to finish the run: its key is free again. */
-    pthread_mutex_unlock(&b->k->lock);
+    key_give(b->k);
 }

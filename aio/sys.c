@@ -3,7 +3,7 @@
  * "syscalls" counter cannot miss one) and the single spot where tests inject
  * faults. Wrappers return the result or -errno.
  */
-#define _GNU_SOURCE /* accept4 */
+#define _GNU_SOURCE /* accept4, dup3 */
 #include "sys.h"
 
 #include "internal.h"
@@ -364,17 +364,6 @@ int kaio_sys_sock_id(int fd, uint64_t *id)
     return fd_ino(fd, id, 1);
 }
 
-/* The completion eventfd is no socket: its inode tells a closed or replaced fd. */
-int kaio_sys_fd_ino_any(int fd, unsigned long *ino)
-{
-    uint64_t v = 0;
-    int r = fd_ino(fd, &v, 0);
-
-    if (r == 0)
-        *ino = (unsigned long)v;
-    return r;
-}
-
 int kaio_sys_eventfd(void)
 {
     int f = fault_check(KAIO_F_EVENTFD), r;
@@ -384,6 +373,20 @@ int kaio_sys_eventfd(void)
     counted();
     r = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     return RET(r);
+}
+
+int kaio_sys_eventfd_renew(int fd)
+{
+    int e = kaio_sys_eventfd(), r;
+
+    if (e < 0)
+        return e;
+    counted();
+    r = dup3(e, fd, O_CLOEXEC);
+    r = r < 0 ? -errno : 0;
+    counted();
+    close(e);
+    return r;
 }
 
 int kaio_sys_eventfd_read(int fd)

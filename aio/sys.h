@@ -31,9 +31,10 @@ int kaio_sys_sock_id(int fd, uint64_t *id);
  * daemons reuse low numbers, so ours rarely collide with theirs. Returns the
  * new fd, or fd unchanged when the process's fd limit leaves no room there. */
 int kaio_sys_fd_raise(int fd);
-/* The same for an fd of any kind (the completion eventfd is no socket). */
-int kaio_sys_fd_ino_any(int fd, unsigned long *ino);
 int kaio_sys_eventfd(void);
+/* Puts a new eventfd under fd's number (dup3; close-on-exec): a forked
+ * child's own in place of the one it shares with its parent. 0 or -errno. */
+int kaio_sys_eventfd_renew(int fd);
 /* Resets a (non-blocking) eventfd's count; 0 or -errno (-EAGAIN: it was 0). */
 int kaio_sys_eventfd_read(int fd);
 /* Adds 1 to an eventfd's count: makes it readable. */

@@ -248,7 +248,7 @@ static int parse_cpu_drivers(KA_PROV *p, const char *from, const char *val)
 static int read_config(KA_PROV *p)
 {
     const char *backend = NULL, *min_batch = NULL, *fd_budget = NULL, *min_bytes = NULL,
-               *coalesce = NULL, *cpu_drivers = NULL;
+               *coalesce = NULL, *cpu_drivers = NULL, *async_batch = NULL;
     unsigned long v;
     OSSL_PARAM params[] = {
         OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_BACKEND, (char **)&backend, 0),
@@ -257,6 +257,7 @@ static int read_config(KA_PROV *p)
         OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_MIN_KERNEL_BYTES, (char **)&min_bytes, 0),
         OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_COALESCE, (char **)&coalesce, 0),
         OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_CPU_DRIVERS, (char **)&cpu_drivers, 0),
+        OSSL_PARAM_utf8_ptr(KCAPI_AIO_CFG_ASYNC_BATCH, (char **)&async_batch, 0),
         OSSL_PARAM_END
     };
     const char *env;
@@ -293,6 +294,13 @@ static int read_config(KA_PROV *p)
         return 0;
     /* Exact (one XOR per record fixes the first block) and far fewer kernel operations. */
     kaio_set_coalesce((int)v);
+    v = 1;
+    if (!parse_uint(p, KCAPI_AIO_CFG_ASYNC_BATCH, async_batch, 1, &v))
+        return 0;
+    if ((env = getenv(KCAPI_AIO_ENV_ASYNC_BATCH)) != NULL && *env != '\0'
+        && !parse_uint(p, KCAPI_AIO_ENV_ASYNC_BATCH, env, 1, &v))
+        return 0;
+    kaio_set_async_batch((int)v);
     kaio_set_fd_budget(p->fd_budget);
     return 1;
 }

@@ -52,6 +52,8 @@ enum kaio_reason {
                                 synchronous software implementations (Linux 7.2) */
     KAIO_R_FD_LOST,          /* our socket's fd number was closed (and maybe reused) under us
                                 and no new socket could take its place in this call */
+    KAIO_R_KEY_BUSY,         /* the key is held by a job paused on the same thread, which cannot
+                                resume before this call returns */
     KAIO_NREASONS
 };
 
@@ -146,6 +148,16 @@ void kaio_set_aio_disabled(int disabled);
  */
 void kaio_set_coalesce(int on);
 
+/*
+ * Batching across waiting jobs (on by default): inside a cooperative job (see
+ * kaio_key_run_wait) a wave's reads for a device driver are not submitted at
+ * once but queued on the thread; the job pauses and the first job of the
+ * thread that runs again submits the whole queue, every job's reads, in one
+ * io_submit. Off: each wave submits its own reads. CPU drivers complete
+ * inside io_submit, so their waves never wait for a queue.
+ */
+void kaio_set_async_batch(int on);
+
 /* ---------------- keys and batches ---------------- */
 
 struct kaio_key;
@@ -193,39 +205,73 @@ size_t kaio_key_run(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio
  * ASYNC jobs). kaio_key_run_wait is kaio_key_run, except that when the AIO
  * reads of a wave are not all complete right after io_submit (a device
  * driver; CPU drivers complete inside io_submit), the engine calls
- * w->pause(w->arg, fd, p) instead of blocking. fd is the thread's completion
- * eventfd: it turns readable when a completion may be there. pause returns 0
+ * w->pause(w->arg, fd, p) instead of blocking. fd is the job's own
+ * completion eventfd, which the engine gets from w->fd(w->arg, make): the
+ * one of the job's owner (one per owner, kept from one pause to the next, see
+ * kaio_job_fd_get), made when make is set and there is none yet; -1 when
+ * there is none. Servers register a job's fd as that connection's own, so
+ * no two owners may share one. The kernel signals it when the job's reads
+ * complete (each read names its job's eventfd), and the engine when the job
+ * must run again for another reason (a queue to submit, results to collect);
+ * it may be readable without cause, never unreadable with one. pause returns 0
  * once the job was resumed (the engine reaps, and pauses again if its reads
  * are still out), or -1 when it could not pause (the engine then blocks).
  * Several jobs of one thread may be paused at once: whoever reaps hands each
  * completion to the batch it belongs to. A job paused must be resumed on the
- * thread that paused it. While paused it holds the key (runs on the key wait).
+ * thread that paused it. While paused it holds the key (runs on the key wait);
+ * a job of the same thread that wants that key pauses (p then holds nothing)
+ * until a later resume finds it free, or, when it cannot pause, gets its ops
+ * back KAIO_NOT_RUN with KAIO_R_KEY_BUSY. On a device, a job's reads may also
+ * wait unsubmitted in the thread's queue while it is paused (see
+ * kaio_set_async_batch): the job that starts the queue makes its own fd
+ * readable, and whichever call of the thread runs next submits them.
  *
  * A job that will never be resumed (its owner is freed) must be given to
- * kaio_pending_abandon(p), on that thread, before its buffers go: it waits
- * until the kernel is done with every read of the batch (so no write lands in
- * freed memory), frees what the batch held and releases the key. The ops'
- * results are then undefined. Freeing the key of a paused job abandons it
- * first. While a job may pause, the kernel writes its results into the
- * engine's own buffer, copied out when the job resumes: an owner that frees
- * the ops' buffers before it gives the job up (libssl frees a connection's
- * record buffers first) gets no write into them.
+ * kaio_pending_abandon(p), on that thread, before its buffers go: it takes
+ * the batch's queued reads out of the queue (never submitted: their sockets
+ * are closed), waits until the kernel is done with every submitted read (so
+ * no write lands in freed memory), frees what the batch held and releases
+ * the key. The ops' results are then undefined. Freeing the key of a paused
+ * job abandons it first. While a job may pause, the kernel writes its
+ * results into the engine's own buffer, copied out when the job resumes: an
+ * owner that frees the ops' buffers before it gives the job up (libssl frees
+ * a connection's record buffers first) gets no write into them.
  *
  * After fork, a child's copy of a paused job may be resumed or abandoned in
  * the child: its reads belong to the parent's AIO context (and the kernel
  * writes the parent's copy of the buffers), so the child never looks at
- * that context or the inherited eventfd; the chunks that were in flight run
- * again on the child's own sockets (their input is intact: nothing was
- * written into the ops' buffers) and the ops complete there.
+ * that context; the chunks that were in flight run again on the child's own
+ * sockets (their input is intact: nothing was written into the ops'
+ * buffers) and the ops complete there. The child must not wait on the
+ * inherited eventfd before that first resume (the parent's, which may never
+ * fire for the child); kaio_job_fd_get gives the child an eventfd of its own
+ * under the same number.
  */
 struct kaio_pending;
 struct kaio_wait {
+    int (*fd)(void *arg, int make);
     int (*pause)(void *arg, int fd, struct kaio_pending *p);
     void *arg;
 };
 size_t kaio_key_run_wait(struct kaio_key *k, struct kaio_op *ops, size_t n, enum kaio_path path,
                          const struct kaio_wait *w);
 void kaio_pending_abandon(struct kaio_pending *p);
+
+/*
+ * A job owner's completion eventfd (non-blocking, close-on-exec), for
+ * struct kaio_wait's fd hook: start with fd = -1. kaio_job_fd_get makes it
+ * the first time (one eventfd syscall) and returns the same fd afterwards;
+ * in a forked child it first puts a new eventfd of the child's own under the
+ * same number (the inherited one is shared with the parent). It returns the
+ * fd, or -errno. kaio_job_fd_close closes it; call it when the owner goes
+ * (not while a job of the owner is paused: abandon that first).
+ */
+struct kaio_job_fd {
+    int fd;
+    unsigned gen;
+};
+int kaio_job_fd_get(struct kaio_job_fd *f);
+void kaio_job_fd_close(struct kaio_job_fd *f);
 
 /* ---------------- counters (process-wide; each thread counts into its own slab) ---------------- */
 

@@ -12,6 +12,7 @@
 #define KCAPI_AIO_CFG_FD_BUDGET "fd_budget"           /* engine fds in total (default 256) */
 #define KCAPI_AIO_CFG_MIN_KERNEL_BYTES "kernel_min_bytes" /* smaller records: software (default 0) */
 #define KCAPI_AIO_CFG_COALESCE "coalesce"             /* CBC decryptions of a batch as one kernel op (default 1) */
+#define KCAPI_AIO_CFG_ASYNC_BATCH "async_batch"       /* 1 | 0: ASYNC jobs' reads share an io_submit (default 1) */
 #define KCAPI_AIO_CFG_CPU_DRIVERS "cpu_drivers"       /* software | kernel: where auto runs modes whose
                                                          kernel driver runs on the CPU (default software) */
 
@@ -19,6 +20,7 @@
 #define KCAPI_AIO_ENV_BACKEND "KCAPI_AIO_BACKEND"
 #define KCAPI_AIO_ENV_STATS "KCAPI_AIO_STATS"
 #define KCAPI_AIO_ENV_CPU_DRIVERS "KCAPI_AIO_CPU_DRIVERS" /* overrides cpu_drivers */
+#define KCAPI_AIO_ENV_ASYNC_BATCH "KCAPI_AIO_ASYNC_BATCH" /* overrides async_batch */
 
 /* Gettable provider params (OSSL_PROVIDER_get_params), all UTF8 strings. */
 #define KCAPI_AIO_PARAM_BACKEND "kcapi-aio-backend"   /* configured backend */
