@@ -300,7 +300,8 @@ static int read_config(KA_PROV *p)
     if ((env = getenv(KCAPI_AIO_ENV_ASYNC_BATCH)) != NULL && *env != '\0'
         && !parse_uint(p, KCAPI_AIO_ENV_ASYNC_BATCH, env, 1, &v))
         return 0;
-    kaio_set_async_batch((int)v);
+    p->async_batch = (int)v;
+    kaio_set_async_batch(p->async_batch);
     kaio_set_fd_budget(p->fd_budget);
     return 1;
 }

@@ -26,6 +26,7 @@ typedef struct ka_prov {
     unsigned int fd_budget;
     size_t kernel_min_bytes;           /* smaller records go to software */
     int cpu_drivers_kernel;            /* auto sends modes on CPU drivers to the kernel too */
+    int async_batch;                   /* ASYNC jobs' reads share an io_submit (engine setting) */
     struct ka_fwd *fwd;                /* forwarding tables of the software modes (forward.c) */
 } KA_PROV;
 

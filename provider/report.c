@@ -56,8 +56,8 @@ size_t ka_report(const KA_PROV *p, char *buf, size_t size, int counters_only)
         return o.used;
     }
     caps = kaio_probe();
-    put(&o, "configured backend: %s; CPU-driver modes: %s\n", backends[p->backend],
-        p->cpu_drivers_kernel ? "kernel" : "software");
+    put(&o, "configured backend: %s; CPU-driver modes: %s; ASYNC jobs' records batched: %s\n",
+        backends[p->backend], p->cpu_drivers_kernel ? "kernel" : "software", p->async_batch ? "yes" : "no");
     put(&o, "AF_ALG: %s", caps->af_alg ? "yes" : "no");
     if (!caps->af_alg)
         put(&o, " (%s)", strerror(caps->af_alg_err));

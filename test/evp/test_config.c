@@ -1,7 +1,8 @@
 /*
  * The cpu_drivers setting: read from the provider's config section and from
  * KCAPI_AIO_CPU_DRIVERS, shown in the report; a bad value is a load error
- * that names the key. Runs anywhere (the setting is read at load).
+ * that names the key. The same for KCAPI_AIO_ASYNC_BATCH. Runs anywhere (the
+ * settings are read at load).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,32 @@ START_TEST(config_values)
 }
 END_TEST
 
+START_TEST(async_batch_env)
+{
+    char report[8192], errs[2048];
+    OSSL_LIB_CTX *lc;
+
+    unsetenv(KCAPI_AIO_ENV_ASYNC_BATCH);
+    lc = load(NULL, report, sizeof(report), errs, sizeof(errs));
+    ck_assert_msg(lc != NULL, "%s", errs);
+    ck_assert_msg(strstr(report, "ASYNC jobs' records batched: yes") != NULL, "%s", report);
+    OSSL_LIB_CTX_free(lc);
+
+    setenv(KCAPI_AIO_ENV_ASYNC_BATCH, "0", 1);
+    lc = load(NULL, report, sizeof(report), errs, sizeof(errs));
+    ck_assert_msg(lc != NULL, "%s", errs);
+    ck_assert_msg(strstr(report, "ASYNC jobs' records batched: no") != NULL, "%s", report);
+    OSSL_LIB_CTX_free(lc);
+
+    setenv(KCAPI_AIO_ENV_ASYNC_BATCH, "yes", 1);
+    lc = load(NULL, report, sizeof(report), errs, sizeof(errs));
+    ck_assert_msg(lc == NULL, "KCAPI_AIO_ASYNC_BATCH=yes loaded: %s", report);
+    ck_assert_msg(strstr(errs, KCAPI_AIO_ENV_ASYNC_BATCH " = \"yes\": expected a number from 0 to 1") != NULL,
+                  "errors: %s", errs);
+    unsetenv(KCAPI_AIO_ENV_ASYNC_BATCH);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -117,6 +144,7 @@ int main(void)
 
     tcase_add_test(tc, env_values);
     tcase_add_test(tc, config_values);
+    tcase_add_test(tc, async_batch_env);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
