@@ -102,7 +102,7 @@ int kaio_coalesce(void)
     return atomic_load_explicit(&coalesce, memory_order_relaxed);
 }
 
-static atomic_int async_batch = 1;
+static atomic_int async_batch;
 
 void kaio_set_async_batch(int on)
 {

@@ -294,7 +294,7 @@ static int read_config(KA_PROV *p)
         return 0;
     /* Exact (one XOR per record fixes the first block) and far fewer kernel operations. */
     kaio_set_coalesce((int)v);
-    v = 1;
+    v = 0;
     if (!parse_uint(p, KCAPI_AIO_CFG_ASYNC_BATCH, async_batch, 1, &v))
         return 0;
     if ((env = getenv(KCAPI_AIO_ENV_ASYNC_BATCH)) != NULL && *env != '\0'

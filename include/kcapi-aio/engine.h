@@ -149,7 +149,7 @@ void kaio_set_aio_disabled(int disabled);
 void kaio_set_coalesce(int on);
 
 /*
- * Batching across waiting jobs (on by default): inside a cooperative job (see
+ * Batching across waiting jobs (off by default): inside a cooperative job (see
  * kaio_key_run_wait) a wave's reads for a device driver are not submitted at
  * once but queued on the thread; the job pauses and the first job of the
  * thread that runs again submits the whole queue, every job's reads, in one

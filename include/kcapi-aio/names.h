@@ -12,7 +12,7 @@
 #define KCAPI_AIO_CFG_FD_BUDGET "fd_budget"           /* engine fds in total (default 256) */
 #define KCAPI_AIO_CFG_MIN_KERNEL_BYTES "kernel_min_bytes" /* smaller records: software (default 0) */
 #define KCAPI_AIO_CFG_COALESCE "coalesce"             /* CBC decryptions of a batch as one kernel op (default 1) */
-#define KCAPI_AIO_CFG_ASYNC_BATCH "async_batch"       /* 1 | 0: ASYNC jobs' reads share an io_submit (default 1) */
+#define KCAPI_AIO_CFG_ASYNC_BATCH "async_batch"       /* 0 | 1: ASYNC jobs' reads share an io_submit (default 0) */
 #define KCAPI_AIO_CFG_CPU_DRIVERS "cpu_drivers"       /* software | kernel: where auto runs modes whose
                                                          kernel driver runs on the CPU (default software) */
 

@@ -28,7 +28,8 @@
  * loop's next round submits every job's reads in one io_submit. So with c
  * jobs started in one round: no io_submit in that round, exactly one in the
  * next with c reads in flight (max_inflight == c), and never more than one
- * per round. KCAPI_AIO_ASYNC_BATCH=0 turns it off (one io_submit per record).
+ * per round. It is on with KCAPI_AIO_ASYNC_BATCH=1 (off: one io_submit per
+ * record).
  * On CPU drivers nothing waits: one io_submit per record, no pause.
  */
 #include <poll.h>
@@ -59,7 +60,7 @@ static int batching(void)
 {
     const char *e = getenv("KCAPI_AIO_ASYNC_BATCH");
 
-    return e == NULL || strcmp(e, "0") != 0;
+    return e != NULL && strcmp(e, "1") == 0;
 }
 
 /* Check runs each test in its own process unless CK_FORK=no: counters such as

@@ -8,8 +8,8 @@
  *              SSL_MODE_ASYNC);
  *   unbatched  one ASYNC job per context, run by a poll loop; a job pauses
  *              while its record is in the kernel; each record has its own
- *              io_submit (async_batch = 0);
- *   batched    the same with async_batch = 1 (the default): the jobs' reads
+ *              io_submit (async_batch = 0, the default);
+ *   batched    the same with async_batch = 1: the jobs' reads
  *              wait in the thread's queue and go in one io_submit per round.
  * Per variant it prints, per record: io_submit calls, syscalls, pauses, and
  * max_inflight (the most reads in the kernel at once); then records/s ratios

@@ -117,6 +117,12 @@ START_TEST(async_batch_env)
     unsetenv(KCAPI_AIO_ENV_ASYNC_BATCH);
     lc = load(NULL, report, sizeof(report), errs, sizeof(errs));
     ck_assert_msg(lc != NULL, "%s", errs);
+    ck_assert_msg(strstr(report, "ASYNC jobs' records batched: no") != NULL, "%s", report);
+    OSSL_LIB_CTX_free(lc);
+
+    setenv(KCAPI_AIO_ENV_ASYNC_BATCH, "1", 1);
+    lc = load(NULL, report, sizeof(report), errs, sizeof(errs));
+    ck_assert_msg(lc != NULL, "%s", errs);
     ck_assert_msg(strstr(report, "ASYNC jobs' records batched: yes") != NULL, "%s", report);
     OSSL_LIB_CTX_free(lc);
 
