@@ -778,6 +778,8 @@ static struct kaio_key *eng_key(unsigned char key[16])
     struct kaio_key *k;
     int err = 0;
 
+    /* This program's own engine, set as the provider's is. */
+    kaio_set_async_batch(batching());
     tu_rand_bytes(key, 16);
     k = kaio_key_new(KAIO_CBC, key, 16, &why, &err);
     if (k == NULL)
