@@ -950,15 +950,16 @@ static int forked_child(struct slot *sl)
 
 /*
  * fork while jobs are paused on the kernel: the parent's jobs complete byte
- * for byte (the child never reads the parent's eventfd or context), and the
- * child's copies behave as forked_child says: resumed ones run their
- * in-flight records again on the child's own sockets, same bytes, in place
- * or not.
+ * for byte (the child never reads the parent's eventfd or context, nor
+ * submits its queue), and the child's copies behave as forked_child says:
+ * resumed ones run their in-flight or queued records again on the child's
+ * own sockets, same bytes, in place or not.
  */
 START_TEST(fork_while_paused)
 {
     struct slot sl[NJOBS];
     size_t i, paused = 0;
+    uint64_t r0 = tu_counter("aio_reads"), sent;
     pid_t pid;
     int status;
 
@@ -969,11 +970,24 @@ START_TEST(fork_while_paused)
             memcpy(sl[i].out, sl[i].in, NREC * RECLEN);
             sl[i].w.in = sl[i].out;
         }
+        if (i == NJOBS / 2 && !sl[0].done) {
+            /* Job 0 runs again: with batching it submits the first half's
+             * queued reads; the second half's wait in a new queue, so the
+             * child copies jobs with reads in the kernel and in the queue. */
+            sl[0].done = step(&sl[0]);
+        }
         sl[i].done = step(&sl[i]);
-        paused += !sl[i].done;
     }
-    printf("fork with %zu of %d jobs paused\n", paused, NJOBS);
+    for (i = 0; i < NJOBS; i++)
+        paused += !sl[i].done;
+    sent = tu_counter("aio_reads") - r0;
+    printf("fork with %zu of %d jobs paused, %llu reads submitted\n", paused, NJOBS,
+           (unsigned long long)sent);
     fflush(stdout);
+    if (expect_pause() && batching()) {
+        ck_assert_uint_gt(sent, 0);
+        ck_assert_uint_lt(sent, paused); /* the others' reads are queued */
+    }
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0)
