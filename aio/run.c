@@ -674,6 +674,21 @@ static void redo_forked(struct batch *b, struct job **w, size_t n)
     collect(b, w, n);
 }
 
+/* Pauses b's job on fd while its key names b as its paused batch (a job
+ * that cannot pause blocks from then on). Returns 1 when the job resumed in
+ * a forked child, where redo_forked ran its chunks again. */
+static int pause_batch(struct batch *b, struct job **w, size_t m, int fd)
+{
+    b->k->paused = (struct kaio_pending *)b;
+    if (b->wait->pause(b->wait->arg, fd, (struct kaio_pending *)b) != 0)
+        b->wait = NULL;
+    b->k->paused = NULL;
+    if (b->gen == kaio_fork_generation())
+        return 0;
+    redo_forked(b, w, m);
+    return 1;
+}
+
 /* ---------------- the thread's queue of reads ---------------- */
 
 /* A queued read taken out without reaching the kernel goes back to its
@@ -837,15 +852,9 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
          * others' eventfds turn readable when their reads complete. */
         if (was_empty)
             kaio_sys_eventfd_write(b->efd);
-        b->k->paused = (struct kaio_pending *)b;
-        if (b->wait->pause(b->wait->arg, b->efd, (struct kaio_pending *)b) != 0)
-            b->wait = NULL;
-        b->k->paused = NULL;
-        if (b->gen != kaio_fork_generation()) {
-            /* The queue is the parent's: the child never submits it. */
-            redo_forked(b, w, m);
+        /* In a forked child the queue is the parent's: never submitted there. */
+        if (pause_batch(b, w, m, b->efd))
             goto out;
-        }
     }
     if (b->queued > 0)
         fatal |= flush(a, b);
@@ -901,14 +910,8 @@ static size_t aio_wave(struct batch *b, struct aio_tls *a, struct job **w, size_
                     kaio_sys_eventfd_write(fd);
                     break;
                 }
-            b->k->paused = (struct kaio_pending *)b;
-            if (b->wait->pause(b->wait->arg, fd, (struct kaio_pending *)b) != 0)
-                b->wait = NULL;
-            b->k->paused = NULL;
-            if (b->gen != kaio_fork_generation()) {
-                redo_forked(b, w, m);
+            if (pause_batch(b, w, m, fd))
                 break;
-            }
         }
     }
     if (b->forked)
